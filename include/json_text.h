@@ -1,0 +1,12 @@
+#ifndef JSON_TEXT_H
+#define JSON_TEXT_H
+
+#include <stddef.h>
+
+/* cJSON hands strings back NUL-terminated, so a "\u0000" escape inside a text would cut it
+ * short. BERT's normalizer drops U+0000 and U+FFFD alike, so rewriting each such escape to
+ * "\uFFFD" before parsing keeps the rest of the text and tokenizes identically. In place
+ * (same length); escaped backslashes ("\\u0000" is text, not an escape) are respected. */
+void json_replace_nul_escapes(char *json, size_t len);
+
+#endif

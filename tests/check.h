@@ -1,0 +1,34 @@
+/* A minimal test harness: CHECK records a failure and carries on, so one run shows every
+ * broken case; test_finish() turns the count into the exit status ctest reads. */
+#ifndef CHECK_H
+#define CHECK_H
+
+#include <stdio.h>
+
+extern int check_failures;
+
+#define CHECK(cond, ...)                                                         \
+    do {                                                                         \
+        if (!(cond)) {                                                           \
+            check_failures++;                                                    \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                        \
+            fputc('\n', stderr);                                                 \
+        }                                                                        \
+    } while (0)
+
+/* Prints the verdict and returns the exit status for main. */
+int test_finish(const char *name);
+
+/* The shared assets directory: $BERTSERVE_SHARED, else ../shared beside the source tree.
+ * Exits the test with a failure (never a skip) if it is missing. */
+const char *shared_dir(void);
+
+/* shared_dir()/rel into a static buffer, failing the test if the file does not exist. */
+const char *shared_path(const char *rel);
+
+/* Calls fn(line, len, ctx) for each line of a file (without its newline); fails the test
+ * if the file cannot be read. Returns the number of lines. */
+int for_each_line(const char *path, void (*fn)(char *line, size_t len, void *ctx), void *ctx);
+
+#endif

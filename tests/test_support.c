@@ -1,0 +1,64 @@
+#include "check.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int check_failures;
+
+int test_finish(const char *name)
+{
+    if (check_failures)
+        fprintf(stderr, "%s: %d check(s) FAILED\n", name, check_failures);
+    else
+        printf("%s: all checks passed\n", name);
+    return check_failures ? 1 : 0;
+}
+
+const char *shared_dir(void)
+{
+    const char *dir = getenv("BERTSERVE_SHARED");
+    if (!dir || !*dir)
+        dir = BERTSERVE_DEFAULT_SHARED;
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "FAIL: shared assets directory %s not found (set BERTSERVE_SHARED)\n", dir);
+        exit(1);
+    }
+    return dir;
+}
+
+const char *shared_path(const char *rel)
+{
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/%s", shared_dir(), rel);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        fprintf(stderr, "FAIL: required test asset %s is missing\n", path);
+        exit(1);
+    }
+    return path;
+}
+
+int for_each_line(const char *path, void (*fn)(char *line, size_t len, void *ctx), void *ctx)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "FAIL: cannot open %s\n", path);
+        exit(1);
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int count = 0;
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        size_t len = (size_t)n;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        fn(line, len, ctx);
+        count++;
+    }
+    free(line);
+    fclose(f);
+    return count;
+}
