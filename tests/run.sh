@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole test suite: builds (if needed) and runs ctest plus every other check.
+#   tests/run.sh              Release build in build/
+#   tests/run.sh --sanitize   AddressSanitizer + UBSan build in build-asan/
+# Test assets come from $BERTSERVE_SHARED (default: ../shared beside the project).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+build=build
+cmake_args=()
+if [ "${1:-}" = "--sanitize" ]; then
+  build="build-asan"
+  cmake_args=(-DBERTSERVE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
+  # Leaks are errors; abort on the first UBSan report.
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+fi
+
+echo "== build ($build)"
+cmake -B "$build" -S . "${cmake_args[@]}" >/dev/null
+cmake --build "$build" -j "$(nproc)"
+
+echo "== ctest ($build)"
+(cd "$build" && ctest --output-on-failure -j "$(nproc)")
+
+echo "== shellcheck"
+command -v shellcheck >/dev/null || { echo "FAIL: shellcheck is not installed (apt-get install shellcheck)"; exit 1; }
+git ls-files '*.sh' .ci/run | xargs shellcheck
+
+echo "== repository hygiene"
+# Weights and data belong in the shared assets, never in the project.
+big=$(git ls-files -z | xargs -0 -r du -k | awk '$1 > 1024 {print $2}')
+[ -z "$big" ] || { echo "FAIL: files over 1 MB are tracked: $big"; exit 1; }
+
+echo "== all checks passed ($build)"
