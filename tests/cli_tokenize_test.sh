@@ -18,7 +18,8 @@ got=$(printf '"Net\\nsales\\u0000 rose"\n' | "$cli" tokenize --model "$model" --
 expect jsonl "$got" '{"ids":[101,5658,4341,3123,102],"tokens":["[CLS]","net","sales","rose","[SEP]"],"type_ids":[0,0,0,0,0],"truncated":false}'
 
 got=$(printf '["Profit rose", "Loss"]\n' | "$cli" tokenize --model "$model" --pair --max-length 4)
-expect pair "$got" '{"ids":[101,5618,102,102],"tokens":["[CLS]","profit","[SEP]","[SEP]"],"type_ids":[0,0,0,1],"truncated":true}'
+# budget 1 token for 2 + 1: both count as 1 (capped at the budget), a tie goes to the second
+expect pair "$got" '{"ids":[101,102,3279,102],"tokens":["[CLS]","[SEP]","loss","[SEP]"],"type_ids":[0,0,1,1],"truncated":true}'
 
 set +e
 got=$(printf 'fine\nbad \xff byte\n' | "$cli" tokenize --model "$model"); status=$?
