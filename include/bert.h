@@ -1,0 +1,43 @@
+/* The forward pass of BertForSequenceClassification over a packed batch: the sequences'
+ * tokens are laid end to end (no padding), the dense layers run once over all of them,
+ * attention runs per sequence. Knows nothing of HTTP or JSON. */
+#ifndef BERT_H
+#define BERT_H
+
+#include "model.h"
+
+#include <stdint.h>
+
+/* Per-worker scratch buffers, grown to the largest batch seen and then reused, so the
+ * steady state allocates nothing. A zeroed struct is ready to use. One per thread. */
+typedef struct {
+    float *buf;
+    size_t cap; /* floats */
+} bert_scratch;
+
+void bert_scratch_free(bert_scratch *s);
+
+/* A packed batch: sequence i holds lens[i] tokens starting at offset sum(lens[0..i)) of
+ * ids and type_ids. Every length is between 1 and cfg.max_positions, every id inside the
+ * vocabulary and every type id below type_vocab_size (checked: -1 with err otherwise). */
+typedef struct {
+    const int32_t *ids, *type_ids;
+    const int *lens;
+    int n_seqs;
+} bert_batch;
+
+/* Writes n_seqs x n_labels logits, row-major. A sequence's logits do not depend on what
+ * else is in the batch. Returns 0, or -1 with err (bad input, out of memory). */
+int bert_forward(const bert_model *m, const bert_batch *b, float *logits, bert_scratch *s, char *err);
+
+/* Optional: every hidden state, for tests that locate a bug layer by layer. If not NULL,
+ * hidden receives (n_layers + 1) x total_tokens x hidden floats: the embeddings' LayerNorm
+ * output, then each encoder layer's output. */
+int bert_forward_debug(const bert_model *m, const bert_batch *b, float *logits, float *hidden,
+                       bert_scratch *s, char *err);
+
+/* Probabilities from logits: softmax over the labels (numerically stable), or a sigmoid per
+ * label when the model is multi-label. In place, n_labels values. */
+void bert_probabilities(const bert_model *m, float *scores);
+
+#endif

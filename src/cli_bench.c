@@ -1,0 +1,135 @@
+/* bertserve-cli bench: forward-pass speed beside the sgemm rate of the same process.
+ *
+ * The sgemm rate (the FFN's 512 x 3072 x 768 product through the same OpenBLAS) is the
+ * roofline each case is compared with: a forward pass is almost nothing but such GEMMs,
+ * so "share of sgemm" says how much time goes elsewhere. Speed depends on the shape,
+ * not on the weights: run it on a FinBERT-shaped random model (tools/make-random-model). */
+#include "bert.h"
+#include "bs_error.h"
+#include "cli.h"
+#include "model.h"
+
+#include <cblas.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Best time of `reps` runs of the FFN-shaped sgemm, as GFLOP/s. */
+static double sgemm_rate(int reps)
+{
+    const int M = 512, N = 3072, K = 768;
+    float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * N * K), *c = malloc(sizeof(float) * M * N);
+    if (!a || !b || !c) {
+        free(a), free(b), free(c);
+        return 0;
+    }
+    for (long i = 0; i < (long)M * K; i++)
+        a[i] = (float)(i % 17) * 0.01f;
+    for (long i = 0; i < (long)N * K; i++)
+        b[i] = (float)(i % 13) * 0.01f;
+    double best = 1e9;
+    for (int r = 0; r < reps; r++) {
+        double t = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
+        t = now() - t;
+        if (t < best)
+            best = t;
+    }
+    free(a), free(b), free(c);
+    return 2.0 * M * N * K / best / 1e9;
+}
+
+/* FLOPs of one forward pass: the dense layers per token, attention per sequence. */
+static double forward_flops(const bert_config *c, const int *lens, int n)
+{
+    double hid = c->hidden, inter = c->intermediate, flops = 0;
+    for (int i = 0; i < n; i++) {
+        double t = lens[i];
+        flops += c->n_layers * (t * 2 * hid * (4 * hid + 2 * inter) + 4 * t * t * hid);
+        flops += 2 * hid * hid + 2 * hid * c->n_labels; /* pooler, classifier */
+    }
+    return flops;
+}
+
+int cli_bench(const struct options *o)
+{
+    char err[BS_ERR_LEN];
+    double t_load = now();
+    bert_model *m = bert_model_load(o->model, err);
+    if (!m) {
+        fprintf(stderr, "bertserve-cli: %s\n", err);
+        return 1;
+    }
+    t_load = now() - t_load;
+    const bert_config *c = &m->cfg;
+    printf("model: %s (%d layers x %d hidden, %d heads, %d intermediate, %s), loaded in %.0f ms\n",
+           o->model, c->n_layers, c->hidden, c->n_heads, c->intermediate, m->weights_dtype, t_load * 1e3);
+    printf("OpenBLAS: kernel %s, %d threads (OPENBLAS_CORETYPE=%s)\n", openblas_get_corename(),
+           openblas_get_num_threads(), getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset");
+    double roof = sgemm_rate(10);
+    printf("sgemm 512x3072x768: %.1f GFLOP/s (the roofline below)\n\n", roof);
+
+    static const struct { int n_seqs, len; } cases[] = {{1, 8}, {1, 32}, {1, 128}, {1, 512}, {16, 32}};
+    int max_total = 16 * 32 > 512 ? 16 * 32 : 512;
+    int32_t *ids = malloc(sizeof *ids * (size_t)max_total), *types = calloc((size_t)max_total, sizeof *types);
+    float *logits = malloc(sizeof(float) * 16 * (size_t)c->n_labels);
+    int lens[16];
+    bert_scratch scratch = {0};
+    int rc = ids && types && logits ? 0 : 1;
+    uint32_t seed = 12345;
+    for (int i = 0; rc == 0 && i < max_total; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        ids[i] = 1000 + (int32_t)(seed % (uint32_t)(c->vocab_size - 1000));
+    }
+    printf("%-10s %9s %9s %11s %9s %9s\n", "case", "ms (p50)", "ms (min)", "tokens/s", "GFLOP/s", "of sgemm");
+    for (size_t k = 0; rc == 0 && k < sizeof cases / sizeof cases[0]; k++) {
+        int len = cases[k].len < c->max_positions ? cases[k].len : c->max_positions;
+        for (int i = 0; i < cases[k].n_seqs; i++) {
+            lens[i] = len;
+            ids[i * len] = 101; /* [CLS] */
+        }
+        bert_batch b = {.ids = ids, .type_ids = types, .lens = lens, .n_seqs = cases[k].n_seqs};
+        int iters = o->iterations ? o->iterations : 0;
+        double times[200];
+        int n = 0;
+        double start = now();
+        if (bert_forward(m, &b, logits, &scratch, err)) { /* warm-up: scratch, caches */
+            fprintf(stderr, "bertserve-cli: %s\n", err);
+            rc = 1;
+            break;
+        }
+        /* with no --iterations: at least 5 runs and about a second per case */
+        while (n < 200 && (iters ? n < iters : (n < 5 || now() - start < 1.0))) {
+            double t = now();
+            bert_forward(m, &b, logits, &scratch, err);
+            times[n++] = now() - t;
+        }
+        qsort(times, (size_t)n, sizeof times[0], cmp_double);
+        double p50 = times[n / 2], flops = forward_flops(c, lens, cases[k].n_seqs);
+        char name[32];
+        snprintf(name, sizeof name, "%dx%d", cases[k].n_seqs, len);
+        printf("%-10s %9.2f %9.2f %11.0f %9.1f %8.0f%%\n", name, p50 * 1e3, times[0] * 1e3,
+               cases[k].n_seqs * len / p50, flops / p50 / 1e9, 100.0 * flops / p50 / 1e9 / roof);
+    }
+    bert_scratch_free(&scratch);
+    free(ids);
+    free(types);
+    free(logits);
+    bert_model_free(m);
+    return rc;
+}
