@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Forward-pass speed of bertserve against ONNX Runtime in one run: FinBERT's shape
+# (12 x 768, 12 heads, seeded random weights: speed does not depend on the values), fp32,
+# the same weights exported to ONNX, THREADS threads each (default 2).
+#
+#   tools/bench_vs_ort.sh     (after `cmake -B build && cmake --build build`; BUILD_DIR=... for another)
+#
+# Needs Debian's python3-torch (for the ONNX export; $PYTHON, default /usr/bin/python3) and node + npm (onnxruntime-node is installed
+# into $BENCH_DIR/npm on first use; ONNXRUNTIME_NODE_INSTALL=skip keeps its installer from
+# fetching GPU providers from nuget.org, which an offline machine cannot reach).
+# Work files go to $BENCH_DIR (default /tmp/bertserve-bench).
+# bertserve runs twice: with OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset (OpenBLAS picks its
+# kernel, as on a user's machine) and with the environment as it is.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+shared=${BERTSERVE_SHARED:-$root/../shared}
+work=${BENCH_DIR:-/tmp/bertserve-bench}
+threads=${THREADS:-2}
+build=${BUILD_DIR:-$root/build}
+cli=$build/bertserve-cli
+[ -x "$cli" ] || { echo "build first: cmake -B build && cmake --build build" >&2; exit 1; }
+mkdir -p "$work/npm"
+
+model=$work/finbert-random
+[ -f "$model/model.safetensors" ] || "$build/make-random-model" "$shared/models/finbert/config.json" "$model" 42
+[ -f "$work/finbert.onnx" ] || "${PYTHON:-/usr/bin/python3}" "$root/tools/export_onnx.py" "$model" "$work/finbert.onnx"
+[ -d "$work/npm/node_modules/onnxruntime-node" ] || (cd "$work/npm" && ONNXRUNTIME_NODE_INSTALL=skip npm install --silent onnxruntime-node >/dev/null)
+ort_version=$(node -e "console.log(require('$work/npm/node_modules/onnxruntime-node/package.json').version)")
+
+echo "== bertserve, OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset"
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS="$threads" "$cli" bench --model "$model" | tee "$work/ours.txt"
+echo
+echo "== ONNX Runtime $ort_version (onnxruntime-node), $threads threads"
+NODE_PATH=$work/npm/node_modules node "$root/tools/ort_bench.js" "$work/finbert.onnx" "$threads" | tee "$work/ort.txt"
+echo
+echo "== bertserve, environment as it is (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})"
+OPENBLAS_NUM_THREADS="$threads" "$cli" bench --model "$model" | tee "$work/ours-env.txt"
+echo
+echo "== ratio: bertserve time / ONNX Runtime time (p50; below 1.0 is faster)"
+printf '%-8s %10s %10s %8s %14s %8s\n' case ours_ms ort_ms ratio ours_env_ms ratio
+while read -r _ case ort_ms _; do
+  ours=$(awk -v c="$case" '$1 == c {print $2}' "$work/ours.txt")
+  env_ms=$(awk -v c="$case" '$1 == c {print $2}' "$work/ours-env.txt")
+  awk -v c="$case" -v a="$ours" -v o="$ort_ms" -v e="$env_ms" \
+    'BEGIN {printf "%-8s %10.2f %10.2f %8.2f %14.2f %8.2f\n", c, a, o, a / o, e, e / o}'
+done < "$work/ort.txt"
