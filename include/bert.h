@@ -8,11 +8,16 @@
 
 #include <stdint.h>
 
-/* Per-worker scratch buffers, grown to the largest batch seen and then reused, so the
- * steady state allocates nothing. A zeroed struct is ready to use. One per thread. */
+/* Per-worker state: scratch buffers grown to the largest batch seen and then reused (the
+ * steady state allocates nothing), and the threads that run one forward pass in parallel.
+ * A zeroed struct is ready to use (the threads start on first use); set n_threads first to
+ * choose how many (0: every CPU this process may run on). One per worker thread. */
+struct threadpool;
 typedef struct {
     float *buf;
     size_t cap; /* floats */
+    int n_threads;
+    struct threadpool *pool;
 } bert_scratch;
 
 void bert_scratch_free(bert_scratch *s);

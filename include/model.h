@@ -18,7 +18,8 @@ typedef struct {
     bool multi_label;              /* problem_type "multi_label_classification": sigmoid */
 } bert_config;
 
-/* One encoder layer. Matrices are row-major [out][in] as HF stores nn.Linear weights. */
+/* One encoder layer. The nn.Linear weights ([out][in] in the file) are kept packed for the
+ * GEMM kernel (include/gemm.h: gemm_pack); biases and LayerNorm parameters as they are. */
 typedef struct {
     float *qkv_w, *qkv_b;   /* [3H][H], [3H]: query, key and value stacked, so one GEMM */
     float *attn_out_w, *attn_out_b; /* [H][H], [H] */
@@ -34,8 +35,8 @@ typedef struct {
     float *word_emb, *pos_emb, *type_emb; /* [V][H], [P][H], [T][H] */
     float *emb_ln_g, *emb_ln_b;
     bert_layer *layers;     /* cfg.n_layers */
-    float *pool_w, *pool_b; /* [H][H], [H] */
-    float *cls_w, *cls_b;   /* [n_labels][H], [n_labels] */
+    float *pool_w, *pool_b; /* [H][H] packed, [H] */
+    float *cls_w, *cls_b;   /* [n_labels][H] packed, [n_labels] */
     void *storage;          /* owns every array above */
 } bert_model;
 

@@ -1,25 +1,20 @@
 #include "bert.h"
 
 #include "bs_error.h"
+#include "gemm.h"
+#include "threadpool.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define INV_SQRT2 0.70710678118654752440f
-
 void bert_scratch_free(bert_scratch *s)
 {
     free(s->buf);
+    threadpool_free(s->pool);
     s->buf = NULL;
+    s->pool = NULL;
     s->cap = 0;
-}
-
-/* y[n][out] = x[n][in] · W[out][in]ᵀ, the nn.Linear product (bias added by the caller's epilogue). */
-static void linear(const float *x, const float *w, float *y, int n, int in, int out)
-{
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
 }
 
 /* x = LayerNorm(x) in place. Mean and variance are accumulated in double: the rows are
@@ -50,25 +45,6 @@ static void bias_residual_layernorm(float *x, float *y, const float *bias, const
             xr[i] = yr[i] + bias[i] + xr[i];
         layernorm_row(xr, g, b, n, eps);
     }
-}
-
-/* y = gelu(y + bias) with HF's exact erf GELU. */
-static void bias_gelu(float *y, const float *bias, int n_rows, int n)
-{
-    for (int r = 0; r < n_rows; r++) {
-        float *yr = y + (size_t)r * n;
-        for (int i = 0; i < n; i++) {
-            float v = yr[i] + bias[i];
-            yr[i] = 0.5f * v * (1.0f + erff(v * INV_SQRT2));
-        }
-    }
-}
-
-static void add_bias(float *y, const float *bias, int n_rows, int n)
-{
-    for (int r = 0; r < n_rows; r++)
-        for (int i = 0; i < n; i++)
-            y[(size_t)r * n + i] += bias[i];
 }
 
 /* Subtracting the maximum keeps expf finite whatever the scores are. */
@@ -105,21 +81,79 @@ void bert_probabilities(const bert_model *m, float *scores)
     }
 }
 
-/* Multi-head self-attention of one sequence: qkv holds its T rows of [q | k | v] (3H wide),
- * ctx receives its T rows of H. */
-static void attention(const float *qkv, float *ctx, float *scores, int T, int H, int n_heads)
+/* ---- the parallel steps of a forward pass ---- */
+
+/* x = LayerNorm(y + bias + x) over rows, ROWS_PER_TASK rows a task. */
+#define ROWS_PER_TASK 16
+
+struct residual_job {
+    float *x, *y;
+    const float *bias, *g, *b;
+    int n_rows, n;
+    float eps;
+};
+
+static void residual_task(void *ctx, int task, int thread)
 {
-    int d = H / n_heads, ld = 3 * H;
+    const struct residual_job *j = ctx;
+    (void)thread;
+    int r0 = task * ROWS_PER_TASK, rows = j->n_rows - r0 < ROWS_PER_TASK ? j->n_rows - r0 : ROWS_PER_TASK;
+    bias_residual_layernorm(j->x + (size_t)r0 * j->n, j->y + (size_t)r0 * j->n, j->bias, j->g, j->b,
+                            rows, j->n, j->eps);
+}
+
+static void residual_layernorm(threadpool *pool, float *x, float *y, const float *bias, const float *g,
+                               const float *b, int n_rows, int n, float eps)
+{
+    struct residual_job j = {.x = x, .y = y, .bias = bias, .g = g, .b = b, .n_rows = n_rows, .n = n, .eps = eps};
+    threadpool_run(pool, (n_rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK, residual_task, &j);
+}
+
+/* Attention: one task per (sequence, head). Scores and context are GEMMs through the same
+ * kernel: the head's keys are packed as the "weights" of Q · Kᵀ, its values (transposed) as
+ * those of P · V, in the thread's own scratch. */
+struct attention_job {
+    const float *qkv;   /* packed batch rows of [q | k | v], 3H wide */
+    float *ctx;         /* packed batch rows of H */
+    const int *lens;
+    const size_t *offsets; /* first row of each sequence */
+    int n_heads, H;
+    float *thread_scratch;
+    size_t per_thread;  /* floats of scratch per thread */
+};
+
+/* Floats of attention scratch per thread for sequences up to max_len tokens. */
+static size_t attention_scratch(int max_len, int d)
+{
+    size_t t_pad = (size_t)gemm_panels(max_len) * GEMM_NR;
+    return gemm_packed_floats(max_len, d) + gemm_packed_floats(d, max_len) + (size_t)max_len * t_pad;
+}
+
+static void attention_task(void *ctx, int task, int thread)
+{
+    const struct attention_job *j = ctx;
+    int seq = task / j->n_heads, h = task % j->n_heads;
+    int T = j->lens[seq], H = j->H, d = H / j->n_heads, ld = 3 * H;
+    int t_pad = gemm_panels(T) * GEMM_NR;
+    const float *q = j->qkv + j->offsets[seq] * (size_t)ld + (size_t)h * d;
+    const float *k = q + H, *v = q + 2 * H;
+    float *kp = j->thread_scratch + (size_t)thread * j->per_thread;
+    float *vp = kp + gemm_packed_floats(T, d), *scores = vp + gemm_packed_floats(d, T);
+
+    gemm_pack(k, ld, T, d, kp);
+    gemm_pack_transposed(v, ld, d, T, vp);
+    gemm_panels_run(q, ld, T, kp, T, d, scores, t_pad, NULL, GEMM_STORE, 0, gemm_panels(T));
     float scale = 1.0f / sqrtf((float)d);
-    for (int h = 0; h < n_heads; h++) {
-        const float *q = qkv + h * d, *k = qkv + H + h * d, *v = qkv + 2 * H + h * d;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, d, scale, q, ld, k, ld, 0.0f,
-                    scores, T);
-        for (int t = 0; t < T; t++)
-            softmax(scores + (size_t)t * T, T);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, d, T, 1.0f, scores, T, v, ld, 0.0f,
-                    ctx + h * d, H);
+    for (int t = 0; t < T; t++) {
+        float *row = scores + (size_t)t * t_pad, max = row[0];
+        for (int u = 1; u < T; u++)
+            max = row[u] > max ? row[u] : max;
+        float inv = 1.0f / gemm_exp_row(row, T, max, scale);
+        for (int u = 0; u < T; u++)
+            row[u] *= inv;
     }
+    gemm_panels_run(scores, t_pad, T, vp, d, T, j->ctx + j->offsets[seq] * (size_t)H + (size_t)h * d, H,
+                    NULL, GEMM_STORE, 0, gemm_panels(d));
 }
 
 static int check_batch(const bert_model *m, const bert_batch *b, size_t *n_tokens, int *max_len, char *err)
@@ -166,13 +200,22 @@ int bert_forward_debug(const bert_model *m, const bert_batch *b, float *logits, 
     int max_len = 0;
     if (check_batch(m, b, &N, &max_len, err) != 0)
         return -1;
-    int H = c->hidden, F = c->intermediate, S = b->n_seqs, n = (int)N;
-    size_t wide = (size_t)(F > H ? F : H);
+    if (!s->pool) {
+        s->pool = threadpool_create(s->n_threads > 0 ? s->n_threads : cpu_count_available(), err);
+        if (!s->pool)
+            return -1;
+    }
+    threadpool *pool = s->pool;
+    int H = c->hidden, F = c->intermediate, S = b->n_seqs, n = (int)N, d = H / c->n_heads;
+    size_t wide = (size_t)(F > H ? F : H), n_threads = (size_t)threadpool_size(pool);
+    size_t per_thread = attention_scratch(max_len, d);
 
-    /* (F, not I: cblas.h pulls in complex.h, where I is the imaginary unit.)
+    /* (F, not I: complex.h, pulled in by some BLAS headers, defines I.)
      * One scratch block: activations x, fused q|k|v, attention context, the sublayer output
-     * (also the FFN's intermediate), one sequence-head's score matrix, and the pooler rows. */
-    size_t need = N * H + N * 3 * H + N * H + N * wide + (size_t)max_len * max_len + 2 * (size_t)S * H;
+     * (also the FFN's intermediate), each thread's attention scratch, the pooler rows, and
+     * the sequences' first rows. */
+    size_t need = N * H + N * 3 * H + N * H + N * wide + n_threads * per_thread + 2 * (size_t)S * H +
+                  (size_t)S * sizeof(size_t) / sizeof(float) + 1;
     if (s->cap < need) {
         free(s->buf);
         s->buf = malloc(need * sizeof(float));
@@ -181,11 +224,13 @@ int bert_forward_debug(const bert_model *m, const bert_batch *b, float *logits, 
             return bs_fail(err, "out of memory for a batch of %zu tokens", N);
     }
     float *x = s->buf, *qkv = x + N * H, *ctx = qkv + N * 3 * H, *tmp = ctx + N * H;
-    float *scores = tmp + N * wide, *pool_in = scores + (size_t)max_len * max_len, *pooled = pool_in + (size_t)S * H;
+    float *attn = tmp + N * wide, *pool_in = attn + n_threads * per_thread, *pooled = pool_in + (size_t)S * H;
+    size_t *offsets = (size_t *)(void *)(pooled + (size_t)S * H);
 
     /* Embeddings: positions restart at 0 in every sequence of the packed batch. */
     size_t off = 0;
     for (int q = 0; q < S; q++) {
+        offsets[q] = off;
         for (int t = 0; t < b->lens[q]; t++) {
             float *row = x + (off + t) * H;
             const float *w = m->word_emb + (size_t)b->ids[off + t] * H;
@@ -200,37 +245,27 @@ int bert_forward_debug(const bert_model *m, const bert_batch *b, float *logits, 
     if (hidden)
         memcpy(hidden, x, N * H * sizeof(float));
 
+    struct attention_job aj = {.qkv = qkv, .ctx = ctx, .lens = b->lens, .offsets = offsets,
+                               .n_heads = c->n_heads, .H = H, .thread_scratch = attn, .per_thread = per_thread};
     for (int l = 0; l < c->n_layers; l++) {
         const bert_layer *L = &m->layers[l];
-        linear(x, L->qkv_w, qkv, n, H, 3 * H);
-        add_bias(qkv, L->qkv_b, n, 3 * H);
-        off = 0;
-        for (int q = 0; q < S; q++) {
-            attention(qkv + off * 3 * H, ctx + off * H, scores, b->lens[q], H, c->n_heads);
-            off += (size_t)b->lens[q];
-        }
-        linear(ctx, L->attn_out_w, tmp, n, H, H);
-        bias_residual_layernorm(x, tmp, L->attn_out_b, L->ln1_g, L->ln1_b, n, H, c->layer_norm_eps);
-
-        linear(x, L->ffn_in_w, tmp, n, H, F);
-        bias_gelu(tmp, L->ffn_in_b, n, F);
-        linear(tmp, L->ffn_out_w, ctx, n, F, H); /* ctx is free again: reuse it */
-        bias_residual_layernorm(x, ctx, L->ffn_out_b, L->ln2_g, L->ln2_b, n, H, c->layer_norm_eps);
+        gemm_linear(pool, x, n, L->qkv_w, 3 * H, H, qkv, L->qkv_b, GEMM_BIAS);
+        threadpool_run(pool, S * c->n_heads, attention_task, &aj);
+        gemm_linear(pool, ctx, n, L->attn_out_w, H, H, tmp, NULL, GEMM_STORE);
+        residual_layernorm(pool, x, tmp, L->attn_out_b, L->ln1_g, L->ln1_b, n, H, c->layer_norm_eps);
+        gemm_linear(pool, x, n, L->ffn_in_w, F, H, tmp, L->ffn_in_b, GEMM_BIAS_GELU);
+        gemm_linear(pool, tmp, n, L->ffn_out_w, H, F, ctx, NULL, GEMM_STORE); /* ctx is free again */
+        residual_layernorm(pool, x, ctx, L->ffn_out_b, L->ln2_g, L->ln2_b, n, H, c->layer_norm_eps);
         if (hidden)
             memcpy(hidden + (size_t)(l + 1) * N * H, x, N * H * sizeof(float));
     }
 
     /* Pooler on each sequence's first token ([CLS]), then the classifier. */
-    off = 0;
-    for (int q = 0; q < S; q++) {
-        memcpy(pool_in + (size_t)q * H, x + off * H, H * sizeof(float));
-        off += (size_t)b->lens[q];
-    }
-    linear(pool_in, m->pool_w, pooled, S, H, H);
     for (int q = 0; q < S; q++)
-        for (int i = 0; i < H; i++)
-            pooled[(size_t)q * H + i] = tanhf(pooled[(size_t)q * H + i] + m->pool_b[i]);
-    linear(pooled, m->cls_w, logits, S, H, c->n_labels);
-    add_bias(logits, m->cls_b, S, c->n_labels);
+        memcpy(pool_in + (size_t)q * H, x + offsets[q] * H, H * sizeof(float));
+    gemm_linear(pool, pool_in, S, m->pool_w, H, H, pooled, m->pool_b, GEMM_BIAS);
+    for (size_t i = 0; i < (size_t)S * H; i++)
+        pooled[i] = tanhf(pooled[i]);
+    gemm_linear(pool, pooled, S, m->cls_w, c->n_labels, H, logits, m->cls_b, GEMM_BIAS);
     return 0;
 }

@@ -3,6 +3,7 @@
 #include "model.h"
 
 #include "bs_error.h"
+#include "gemm.h"
 #include "fileio.h"
 #include "safetensors.h"
 
@@ -151,6 +152,14 @@ static float *carve(float *base, size_t *used, size_t n)
     return p;
 }
 
+/* Linear weights get room for their packed form, which pads the output dimension to
+ * whole GEMM panels; they are read in row-major order first and packed in place after. */
+static float *carve_linear(float *base, size_t *used, size_t out, size_t in)
+{
+    size_t packed = gemm_packed_floats((int)out, (int)in);
+    return carve(base, used, packed > out * in ? packed : out * in);
+}
+
 static void layout(bert_model *m, float *base, size_t *used)
 {
     const bert_config *c = &m->cfg;
@@ -162,23 +171,51 @@ static void layout(bert_model *m, float *base, size_t *used)
     m->emb_ln_b = carve(base, used, H);
     for (int l = 0; l < c->n_layers; l++) {
         bert_layer *L = &m->layers[l];
-        L->qkv_w = carve(base, used, 3 * H * H);
+        L->qkv_w = carve_linear(base, used, 3 * H, H);
         L->qkv_b = carve(base, used, 3 * H);
-        L->attn_out_w = carve(base, used, H * H);
+        L->attn_out_w = carve_linear(base, used, H, H);
         L->attn_out_b = carve(base, used, H);
         L->ln1_g = carve(base, used, H);
         L->ln1_b = carve(base, used, H);
-        L->ffn_in_w = carve(base, used, I * H);
+        L->ffn_in_w = carve_linear(base, used, I, H);
         L->ffn_in_b = carve(base, used, I);
-        L->ffn_out_w = carve(base, used, H * I);
+        L->ffn_out_w = carve_linear(base, used, H, I);
         L->ffn_out_b = carve(base, used, H);
         L->ln2_g = carve(base, used, H);
         L->ln2_b = carve(base, used, H);
     }
-    m->pool_w = carve(base, used, H * H);
+    m->pool_w = carve_linear(base, used, H, H);
     m->pool_b = carve(base, used, H);
-    m->cls_w = carve(base, used, (size_t)c->n_labels * H);
+    m->cls_w = carve_linear(base, used, (size_t)c->n_labels, H);
     m->cls_b = carve(base, used, (size_t)c->n_labels);
+}
+
+/* Packs one row-major [out][in] matrix in place, through tmp (room for out * in floats). */
+static void pack_in_place(float *w, int out, int in, float *tmp)
+{
+    memcpy(tmp, w, (size_t)out * (size_t)in * sizeof(float));
+    gemm_pack(tmp, in, out, in, w);
+}
+
+static int pack_weights(bert_model *m, const char *path, char *err)
+{
+    const bert_config *c = &m->cfg;
+    int H = c->hidden, I = c->intermediate;
+    size_t largest = (size_t)(I > 3 * H ? I : 3 * H) * (size_t)H;
+    float *tmp = malloc(largest * sizeof(float));
+    if (!tmp)
+        return bs_fail(err, "%s: out of memory while packing the weights", path);
+    for (int l = 0; l < c->n_layers; l++) {
+        bert_layer *L = &m->layers[l];
+        pack_in_place(L->qkv_w, 3 * H, H, tmp);
+        pack_in_place(L->attn_out_w, H, H, tmp);
+        pack_in_place(L->ffn_in_w, I, H, tmp);
+        pack_in_place(L->ffn_out_w, H, I, tmp);
+    }
+    pack_in_place(m->pool_w, H, H, tmp);
+    pack_in_place(m->cls_w, c->n_labels, H, tmp);
+    free(tmp);
+    return 0;
 }
 
 typedef struct {
@@ -359,7 +396,7 @@ bert_model *bert_model_load(const char *dir, char *err)
         return bs_fail(err, "%s: out of memory for %zu weights", weights_path, floats), NULL;
     }
     layout(m, m->storage, &(size_t){0});
-    if (load_weights(m, weights_path, err) != 0) {
+    if (load_weights(m, weights_path, err) != 0 || pack_weights(m, weights_path, err) != 0) {
         bert_model_free(m);
         return NULL;
     }

@@ -1,0 +1,287 @@
+#include "gemm.h"
+
+#include "threadpool.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* 16 floats: one AVX-512 register, two AVX2 registers, four SSE ones. GCC's vector
+ * extensions let one kernel source compile for each instruction set below. */
+/* The helpers below return vectors by value; they are always inlined into the kernels,
+ * so the ABI note GCC gives for that does not apply. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+typedef float v16 __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE v16 v_load(const float *p)
+{
+    v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+INLINE void v_store(float *p, v16 v) { memcpy(p, &v, sizeof v); }
+/* A shuffle of element 0 into every lane: GCC turns this into one broadcast, where
+ * spelling out {x, x, ...} or adding x to a zero vector does not. */
+INLINE v16 v_splat(float x) { return __builtin_shuffle((v16){x}, (v16i){0}); }
+INLINE v16 v_select(v16i mask, v16 yes, v16 no) { return (v16)(((v16i)yes & mask) | ((v16i)no & ~mask)); }
+
+/* exp(x) for x <= 0 (Cephes' expf: range reduction by ln 2, degree-6 polynomial; ~1 ulp).
+ * Below -87 the result is clamped near FLT_MIN, which every caller treats as zero. */
+INLINE v16 v_exp_nonpositive(v16 x)
+{
+    x = v_select(x < -87.0f, v_splat(-87.0f), x);
+    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    v16 t = x * 1.44269504088896341f + magic;
+    v16 n = t - magic;
+    v16i ni = (v16i)t - (v16i)v_splat(magic);
+    v16 r = x - n * 0.693359375f - n * -2.12194440e-4f;
+    v16 p = v_splat(1.9875691500e-4f);
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    return p * (v16)((ni + 127) << 23);
+}
+
+/* HF's exact GELU, 0.5 x (1 + erf(x / sqrt 2)), written with erfc so that the negative tail
+ * keeps its relative accuracy: erfc from Numerical Recipes' Chebyshev fit (fractional
+ * error < 1.2e-7 everywhere). */
+INLINE v16 v_gelu(v16 x)
+{
+    v16 z = (v16)((v16i)x & 0x7fffffff) * 0.70710678118654752f;
+    v16 t = 1.0f / (1.0f + 0.5f * z);
+    v16 p = v_splat(0.17087277f);
+    p = p * t - 0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t - 1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t - 0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t - 1.26551223f;
+    v16 erfc = t * v_exp_nonpositive(p - z * z);
+    return 0.5f * x * v_select(x >= 0.0f, 2.0f - erfc, erfc);
+}
+
+/* One tile: rows [0, rows) of C (rows <= MR) for one panel of NR = 32 columns, the whole
+ * k loop in registers (MR x 2 accumulators), then the epilogue. MR is a constant in every
+ * call, so the compiler unrolls the row loops and keeps the accumulators in registers. */
+INLINE void tile(const int MR, int rows, const float *a, int lda, const float *w, int k, float *c,
+                 int ldc, int cols, const float *bias, enum gemm_epilogue ep, const float *prefetch)
+{
+    const float *ar[12];
+    v16 acc0[12], acc1[12];
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++) {
+        ar[r] = a + (size_t)(r < rows ? r : 0) * (size_t)lda;
+        acc0[r] = acc1[r] = (v16){0};
+    }
+    for (int kk = 0; kk < k; kk++) {
+        v16 b0 = v_load(w + (size_t)kk * GEMM_NR), b1 = v_load(w + (size_t)kk * GEMM_NR + 16);
+        if (prefetch) { /* the next panel, into L2, while this one computes */
+            __builtin_prefetch(prefetch + (size_t)kk * GEMM_NR, 0, 2);
+            __builtin_prefetch(prefetch + (size_t)kk * GEMM_NR + 16, 0, 2);
+        }
+#pragma GCC unroll 12
+        for (int r = 0; r < MR; r++) {
+            v16 av = v_splat(ar[r][kk]);
+            acc0[r] += av * b0;
+            acc1[r] += av * b1;
+        }
+    }
+    float tmp[GEMM_NR];
+    v16 bias0 = {0}, bias1 = {0};
+    if (ep != GEMM_STORE) {
+        memset(tmp, 0, sizeof tmp);
+        memcpy(tmp, bias, (size_t)cols * sizeof(float));
+        bias0 = v_load(tmp);
+        bias1 = v_load(tmp + 16);
+    }
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++) {
+        if (r >= rows)
+            break;
+        v16 x0 = acc0[r] + bias0, x1 = acc1[r] + bias1;
+        if (ep == GEMM_BIAS_GELU) {
+            x0 = v_gelu(x0);
+            x1 = v_gelu(x1);
+        }
+        float *cr = c + (size_t)r * (size_t)ldc;
+        if (cols == GEMM_NR) {
+            v_store(cr, x0);
+            v_store(cr + 16, x1);
+        } else {
+            v_store(tmp, x0);
+            v_store(tmp + 16, x1);
+            memcpy(cr, tmp, (size_t)cols * sizeof(float));
+        }
+    }
+}
+
+/* The panel loop for one instruction set: MR rows at a time, then smaller tiles for the
+ * rest so that no tile computes many rows it throws away. */
+#define DEFINE_PANELS(NAME, TARGET, MR)                                                        \
+    TARGET static void NAME(const float *a, int lda, int m, const float *packed, int n, int k,  \
+                            float *c, int ldc, const float *bias, enum gemm_epilogue ep, int p0, \
+                            int p1)                                                             \
+    {                                                                                           \
+        for (int p = p0; p < p1; p++) {                                                         \
+            const float *w = packed + (size_t)p * (size_t)k * GEMM_NR;                          \
+            const float *next = p + 1 < p1 ? w + (size_t)k * GEMM_NR : NULL;                    \
+            int cols = n - p * GEMM_NR < GEMM_NR ? n - p * GEMM_NR : GEMM_NR;                   \
+            const float *b = bias ? bias + (size_t)p * GEMM_NR : NULL;                          \
+            float *cp = c + (size_t)p * GEMM_NR;                                                \
+            int i = 0;                                                                          \
+            for (; i + MR <= m; i += MR, next = NULL)                                           \
+                tile(MR, MR, a + (size_t)i * lda, lda, w, k, cp + (size_t)i * ldc, ldc, cols, b, ep, next); \
+            for (; m - i >= 8 && MR > 8; i += 8, next = NULL)                                   \
+                tile(8, 8, a + (size_t)i * lda, lda, w, k, cp + (size_t)i * ldc, ldc, cols, b, ep, next); \
+            for (; m - i >= 4; i += 4, next = NULL)                                             \
+                tile(4, 4, a + (size_t)i * lda, lda, w, k, cp + (size_t)i * ldc, ldc, cols, b, ep, next); \
+            if (i < m)                                                                          \
+                tile(4, m - i, a + (size_t)i * lda, lda, w, k, cp + (size_t)i * ldc, ldc, cols, b, ep, next); \
+        }                                                                                       \
+    }
+
+#define DEFINE_EXP_ROW(NAME, TARGET)                                                            \
+    TARGET static float NAME(float *x, int n, float max, float scale)                          \
+    {                                                                                           \
+        v16 sum = {0};                                                                          \
+        int i = 0;                                                                              \
+        for (; i + 16 <= n; i += 16) {                                                          \
+            v16 e = v_exp_nonpositive((v_load(x + i) - max) * scale);                           \
+            v_store(x + i, e);                                                                  \
+            sum += e;                                                                           \
+        }                                                                                       \
+        float total = 0;                                                                        \
+        for (int j = 0; j < 16; j++)                                                            \
+            total += sum[j];                                                                    \
+        for (; i < n; i++)                                                                      \
+            total += x[i] = expf((x[i] - max) * scale);                                         \
+        return total;                                                                           \
+    }
+
+#if defined(__x86_64__)
+DEFINE_PANELS(panels_avx512, __attribute__((target("avx512f,fma"))), 12)
+DEFINE_PANELS(panels_avx2, __attribute__((target("avx2,fma"))), 4)
+DEFINE_EXP_ROW(exp_row_avx512, __attribute__((target("avx512f,fma"))))
+DEFINE_EXP_ROW(exp_row_avx2, __attribute__((target("avx2,fma"))))
+#endif
+DEFINE_PANELS(panels_generic, , 4)
+DEFINE_EXP_ROW(exp_row_generic, )
+
+enum isa { ISA_GENERIC, ISA_AVX2, ISA_AVX512 };
+
+static enum isa cpu_isa(void)
+{
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx512f"))
+        return ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return ISA_AVX2;
+#endif
+    return ISA_GENERIC;
+}
+
+const char *gemm_kernel_name(void)
+{
+    static const char *names[] = {"generic", "avx2", "avx512"};
+    return names[cpu_isa()];
+}
+
+void gemm_panels_run(const float *a, int lda, int m, const float *packed, int n, int k, float *c,
+                     int ldc, const float *bias, enum gemm_epilogue ep, int p0, int p1)
+{
+    switch (cpu_isa()) {
+#if defined(__x86_64__)
+    case ISA_AVX512:
+        panels_avx512(a, lda, m, packed, n, k, c, ldc, bias, ep, p0, p1);
+        return;
+    case ISA_AVX2:
+        panels_avx2(a, lda, m, packed, n, k, c, ldc, bias, ep, p0, p1);
+        return;
+#endif
+    default:
+        panels_generic(a, lda, m, packed, n, k, c, ldc, bias, ep, p0, p1);
+    }
+}
+
+float gemm_exp_row(float *x, int n, float max, float scale)
+{
+    switch (cpu_isa()) {
+#if defined(__x86_64__)
+    case ISA_AVX512:
+        return exp_row_avx512(x, n, max, scale);
+    case ISA_AVX2:
+        return exp_row_avx2(x, n, max, scale);
+#endif
+    default:
+        return exp_row_generic(x, n, max, scale);
+    }
+}
+
+void gemm_pack(const float *w, int ldw, int n, int k, float *packed)
+{
+    for (int p = 0; p < gemm_panels(n); p++) {
+        float *dst = packed + (size_t)p * (size_t)k * GEMM_NR;
+        for (int kk = 0; kk < k; kk++)
+            for (int j = 0; j < GEMM_NR; j++) {
+                int row = p * GEMM_NR + j;
+                dst[(size_t)kk * GEMM_NR + j] = row < n ? w[(size_t)row * ldw + kk] : 0.0f;
+            }
+    }
+}
+
+void gemm_pack_transposed(const float *wt, int ldw, int n, int k, float *packed)
+{
+    for (int p = 0; p < gemm_panels(n); p++) {
+        float *dst = packed + (size_t)p * (size_t)k * GEMM_NR;
+        int cols = n - p * GEMM_NR < GEMM_NR ? n - p * GEMM_NR : GEMM_NR;
+        for (int kk = 0; kk < k; kk++) {
+            memcpy(dst + (size_t)kk * GEMM_NR, wt + (size_t)kk * ldw + (size_t)p * GEMM_NR,
+                   (size_t)cols * sizeof(float));
+            memset(dst + (size_t)kk * GEMM_NR + cols, 0, (size_t)(GEMM_NR - cols) * sizeof(float));
+        }
+    }
+}
+
+/* C = A · Wᵀ (+ bias, GELU) with W packed. Each task takes a run of consecutive panels
+ * of output columns, so each thread streams its own share of the weights and can prefetch
+ * its next panel while computing the current one; a few runs per thread even out a
+ * thread that falls behind. */
+#define TASKS_PER_THREAD 3
+
+struct linear_job {
+    const float *a, *w, *bias;
+    float *c;
+    int m, n, k, panels_per_task;
+    enum gemm_epilogue ep;
+};
+
+static void linear_task(void *ctx, int task, int thread)
+{
+    const struct linear_job *j = ctx;
+    (void)thread;
+    int p0 = task * j->panels_per_task, p1 = p0 + j->panels_per_task;
+    if (p1 > gemm_panels(j->n))
+        p1 = gemm_panels(j->n);
+    gemm_panels_run(j->a, j->k, j->m, j->w, j->n, j->k, j->c, j->n, j->bias, j->ep, p0, p1);
+}
+
+void gemm_linear(threadpool *pool, const float *a, int m, const float *w, int n, int k, float *c,
+                   const float *bias, enum gemm_epilogue ep)
+{
+    int panels = gemm_panels(n), tasks = threadpool_size(pool) * TASKS_PER_THREAD;
+    struct linear_job j = {.a = a, .w = w, .bias = bias, .c = c, .m = m, .n = n, .k = k, .ep = ep,
+                           .panels_per_task = (panels + tasks - 1) / tasks};
+    threadpool_run(pool, (panels + j.panels_per_task - 1) / j.panels_per_task, linear_task, &j);
+}
+
