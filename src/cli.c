@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "json_text.h"
 #include "model.h"
+#include "predict.h"
 #include "tokenizer.h"
 #include "utf8.h"
 
@@ -295,31 +296,18 @@ static void pending_clear(struct pending *p)
     p->n = p->total = 0;
 }
 
-static int argmax(const float *v, int n)
-{
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[best])
-            best = i;
-    return best;
-}
-
 static void print_prediction(const bert_model *m, const float *logits, int tokens, bool truncated)
 {
     const bert_config *c = &m->cfg;
     float probs[BERT_MAX_LABELS];
-    memcpy(probs, logits, (size_t)c->n_labels * sizeof *probs);
-    bert_probabilities(m, probs);
-    int best = argmax(probs, c->n_labels);
+    int best = prediction_compute(m, logits, probs);
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "label", c->labels[best]);
     cJSON_AddNumberToObject(out, "score", probs[best]);
-    cJSON *scores = cJSON_AddObjectToObject(out, "scores");
+    prediction_add_scores(out, "scores", c, probs);
     cJSON *raw = cJSON_AddArrayToObject(out, "logits");
-    for (int k = 0; k < c->n_labels; k++) {
-        cJSON_AddNumberToObject(scores, c->labels[k], probs[k]);
+    for (int k = 0; k < c->n_labels; k++)
         cJSON_AddItemToArray(raw, cJSON_CreateNumber(logits[k]));
-    }
     cJSON_AddNumberToObject(out, "tokens", tokens);
     cJSON_AddBoolToObject(out, "truncated", truncated);
     char *s = cJSON_PrintUnformatted(out);
@@ -529,7 +517,7 @@ static int cmd_eval(const struct options *o)
                 break;
             }
             for (int i = 0; i < p.n; i++)
-                confusion[gold[i] * L + argmax(logits + (size_t)i * (size_t)L, L)]++;
+                confusion[gold[i] * L + prediction_argmax(logits + (size_t)i * (size_t)L, L)]++;
             total += p.n;
             pending_clear(&p);
         }

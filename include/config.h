@@ -1,0 +1,34 @@
+/* The daemon's settings: every one a command-line flag and an environment variable
+ * (the flag wins), with the defaults --help shows. */
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+struct config {
+    const char *model, *host;
+    int port;             /* 0: an ephemeral port, printed at startup */
+    int max_texts;        /* texts (or pairs) per request */
+    long max_body_bytes;
+    int max_length;       /* tokens per text incl. [CLS]/[SEP]; 0: the model's max_positions */
+    int max_queue;        /* requests admitted to the compute queue (waiting or running) */
+    int max_connections;
+    int timeout_seconds;  /* idle/slow connection timeout */
+    int workers;          /* compute threads */
+    int grace_seconds;    /* drain bound after SIGTERM/SIGINT */
+    bool log_json, log_text;
+};
+
+enum config_result { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_EXIT_USAGE };
+
+/* Fills c from the defaults, then the environment, then argv. --help and --version print to
+ * out and return CONFIG_EXIT_OK; a bad flag or value prints one sentence to err_out and
+ * returns CONFIG_EXIT_USAGE. Strings point into argv or the environment. */
+enum config_result config_parse(int argc, char **argv, struct config *c, FILE *out, FILE *err_out);
+
+/* "0.1.0 (Release, gcc 12.2.0, sanitizers off)": the version and how it was built. */
+const char *config_version(void);
+const char *config_build_info(void);
+
+#endif
