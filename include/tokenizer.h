@@ -37,6 +37,18 @@ typedef struct {
 
 void encoding_free(encoding *e); /* frees the buffers; a zeroed encoding is ready to use */
 
+/* Several encodings' tokens laid end to end: the token arrays of a packed batch (see
+ * bert_batch), which the HTTP side and the CLI hand to the compute side. A zeroed struct is
+ * empty; it grows as needed and keeps its buffers when reset (n = 0). */
+struct packed_tokens {
+    int32_t *ids, *type_ids;
+    int n, cap;
+};
+
+/* Appends e's tokens; -1 if out of memory (p unchanged). */
+int packed_tokens_append(struct packed_tokens *p, const encoding *e);
+void packed_tokens_free(struct packed_tokens *p);
+
 /* Encodes text (len bytes of UTF-8) and, if pair is not NULL, the sentence pair (text, pair).
  * max_len > 0 truncates to that many tokens including the special tokens; 0 means none.
  * Returns 0, or -1 with err set (invalid UTF-8 with its byte offset, max_len too small,

@@ -6,13 +6,14 @@
 
 #include "bs_error.h"
 #include "model.h"
+#include "tokenizer.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
 struct job {
     /* Filled by the submitter: n_seqs sequences packed end to end (see bert_batch). */
-    int32_t *ids, *type_ids;
+    struct packed_tokens tokens;
     int *lens;
     int n_seqs;
     /* Filled by the worker: n_seqs x n_labels logits (allocated by the submitter), and on

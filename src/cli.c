@@ -231,11 +231,10 @@ static void engine_close(struct engine *en)
 /* Texts collected for one packed forward pass. */
 struct pending {
     int n;
-    int32_t *ids, *type_ids; /* packed */
-    int lens[BATCH_TEXTS], total;
+    struct packed_tokens tokens;
+    int lens[BATCH_TEXTS];
     bool truncated[BATCH_TEXTS];
     char *error[BATCH_TEXTS]; /* strdup'd message for inputs that failed, else NULL */
-    int cap;
 };
 
 /* Tokenizes one input into the pending batch (or records its error). */
@@ -251,23 +250,10 @@ static int pending_add(struct pending *p, struct engine *en, encoding *e, const 
         p->error[i] = strdup(parse_err ? parse_err : err);
         return 0;
     }
-    if (p->total + e->n > p->cap) {
-        int cap = (p->total + e->n) * 2;
-        int32_t *ids = realloc(p->ids, (size_t)cap * sizeof *ids);
-        if (ids)
-            p->ids = ids;
-        int32_t *types = realloc(p->type_ids, (size_t)cap * sizeof *types);
-        if (types)
-            p->type_ids = types;
-        if (!ids || !types)
-            return -1;
-        p->cap = cap;
-    }
-    memcpy(p->ids + p->total, e->ids, (size_t)e->n * sizeof *e->ids);
-    memcpy(p->type_ids + p->total, e->type_ids, (size_t)e->n * sizeof *e->type_ids);
+    if (packed_tokens_append(&p->tokens, e))
+        return -1;
     p->lens[i] = e->n;
     p->truncated[i] = e->truncated;
-    p->total += e->n;
     return 0;
 }
 
@@ -281,7 +267,7 @@ static int pending_run(struct pending *p, struct engine *en, float *logits)
     if (n == 0)
         return 0;
     char err[BS_ERR_LEN];
-    bert_batch b = {.ids = p->ids, .type_ids = p->type_ids, .lens = lens, .n_seqs = n};
+    bert_batch b = {.ids = p->tokens.ids, .type_ids = p->tokens.type_ids, .lens = lens, .n_seqs = n};
     if (bert_forward(en->model, &b, logits, &en->scratch, err)) {
         fprintf(stderr, "bertserve-cli: %s\n", err);
         return -1;
@@ -293,7 +279,7 @@ static void pending_clear(struct pending *p)
 {
     for (int i = 0; i < p->n; i++)
         free(p->error[i]);
-    p->n = p->total = 0;
+    p->n = p->tokens.n = 0;
 }
 
 static void print_prediction(const bert_model *m, const float *logits, int tokens, bool truncated)
@@ -373,8 +359,7 @@ static int cmd_predict(const struct options *o)
         }
     }
     pending_clear(&p);
-    free(p.ids);
-    free(p.type_ids);
+    packed_tokens_free(&p.tokens);
     free(logits);
     free(line);
     encoding_free(&e);
@@ -525,8 +510,7 @@ static int cmd_eval(const struct options *o)
     if (rc == 0)
         print_eval(c, confusion, total);
     pending_clear(&p);
-    free(p.ids);
-    free(p.type_ids);
+    packed_tokens_free(&p.tokens);
     free(converted);
     free(line);
     free(logits);

@@ -64,7 +64,6 @@ struct request {
     bool raw_scores, submitted;
     atomic_bool finished; /* set by the worker before it resumes the connection */
     double tokenize_s;
-    int total_tokens;
     struct job job;
 };
 
@@ -107,7 +106,7 @@ static enum MHD_Result respond(struct request *r, unsigned status, char *body, s
         add_ms_header(resp, "x-queue-time", j->t_started - j->t_queued);
         add_ms_header(resp, "x-inference-time", j->t_finished - j->t_started);
         char v[32];
-        snprintf(v, sizeof v, "%d", r->total_tokens);
+        snprintf(v, sizeof v, "%d", r->job.tokens.n);
         MHD_add_response_header(resp, "x-compute-tokens", v);
     }
     if (!atomic_load(&r->srv->ready))
@@ -385,7 +384,7 @@ static int tokenize_inputs(struct request *r, bool truncate, struct failure *f)
 {
     const struct http_deps *d = &r->srv->d;
     encoding e = {0};
-    int cap = 0, rc = 0;
+    int rc = 0;
     struct job *j = &r->job;
     j->lens = calloc((size_t)r->n, sizeof *j->lens);
     j->logits = calloc((size_t)r->n * (size_t)d->model->cfg.n_labels, sizeof *j->logits);
@@ -417,25 +416,13 @@ static int tokenize_inputs(struct request *r, bool truncate, struct failure *f)
                       e.n_untruncated, d->max_len);
             break;
         }
-        if (r->total_tokens + e.n > cap) {
-            cap = (r->total_tokens + e.n) * 2;
-            int32_t *ids = realloc(j->ids, (size_t)cap * sizeof *ids);
-            if (ids)
-                j->ids = ids;
-            int32_t *types = realloc(j->type_ids, (size_t)cap * sizeof *types);
-            if (types)
-                j->type_ids = types;
-            if (!ids || !types) {
-                rc = fail(f, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
-                break;
-            }
+        if (packed_tokens_append(&j->tokens, &e)) {
+            rc = fail(f, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+            break;
         }
-        memcpy(j->ids + r->total_tokens, e.ids, (size_t)e.n * sizeof *e.ids);
-        memcpy(j->type_ids + r->total_tokens, e.type_ids, (size_t)e.n * sizeof *e.type_ids);
         j->lens[i] = e.n;
         r->tokens[i] = e.n;
         r->truncated[i] = e.truncated;
-        r->total_tokens += e.n;
     }
     j->n_seqs = r->n;
     encoding_free(&e);
@@ -729,7 +716,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     cJSON_AddStringToObject(f, "route", metrics_route_name(r->route));
     cJSON_AddNumberToObject(f, "status", status);
     cJSON_AddNumberToObject(f, "duration_ms", seconds * 1000.0);
-    cJSON_AddNumberToObject(f, "tokens", r->total_tokens);
+    cJSON_AddNumberToObject(f, "tokens", r->job.tokens.n);
     cJSON_AddStringToObject(f, "request_id", r->id);
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         cJSON_AddBoolToObject(f, "aborted", true);
@@ -743,8 +730,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(r->pairs);
     free(r->tokens);
     free(r->truncated);
-    free(r->job.ids);
-    free(r->job.type_ids);
+    packed_tokens_free(&r->job.tokens);
     free(r->job.lens);
     free(r->job.logits);
     free(r);

@@ -154,6 +154,33 @@ static int list_push(struct int_list *l, int32_t x)
     return 0;
 }
 
+int packed_tokens_append(struct packed_tokens *p, const encoding *e)
+{
+    if (p->n + e->n > p->cap) {
+        int cap = (p->n + e->n) * 2;
+        int32_t *ids = realloc(p->ids, (size_t)cap * sizeof *ids);
+        if (ids)
+            p->ids = ids;
+        int32_t *types = realloc(p->type_ids, (size_t)cap * sizeof *types);
+        if (types)
+            p->type_ids = types;
+        if (!ids || !types)
+            return -1;
+        p->cap = cap;
+    }
+    memcpy(p->ids + p->n, e->ids, (size_t)e->n * sizeof *e->ids);
+    memcpy(p->type_ids + p->n, e->type_ids, (size_t)e->n * sizeof *e->type_ids);
+    p->n += e->n;
+    return 0;
+}
+
+void packed_tokens_free(struct packed_tokens *p)
+{
+    free(p->ids);
+    free(p->type_ids);
+    memset(p, 0, sizeof *p);
+}
+
 void encoding_free(encoding *e)
 {
     free(e->out_ids.v);

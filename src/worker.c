@@ -47,7 +47,7 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&p->lock);
 
         j->t_started = monotonic_seconds();
-        bert_batch b = {.ids = j->ids, .type_ids = j->type_ids, .lens = j->lens, .n_seqs = j->n_seqs};
+        bert_batch b = {.ids = j->tokens.ids, .type_ids = j->tokens.type_ids, .lens = j->lens, .n_seqs = j->n_seqs};
         j->status = bert_forward(p->model, &b, j->logits, &scratch, j->err);
         j->t_finished = monotonic_seconds();
 
@@ -98,6 +98,17 @@ bool worker_pool_reserve(worker_pool *p)
     return ok;
 }
 
+/* Finishes a job that will never run (the pool is stopping) and frees its admission. */
+static void cancel(worker_pool *p, struct job *j)
+{
+    j->status = bs_fail(j->err, "the server is shutting down");
+    j->t_started = j->t_finished = monotonic_seconds();
+    j->done(j, j->arg);
+    pthread_mutex_lock(&p->lock);
+    p->admitted--;
+    pthread_mutex_unlock(&p->lock);
+}
+
 void worker_pool_enqueue(worker_pool *p, struct job *j)
 {
     j->next = NULL;
@@ -113,14 +124,8 @@ void worker_pool_enqueue(worker_pool *p, struct job *j)
         pthread_cond_signal(&p->work);
     }
     pthread_mutex_unlock(&p->lock);
-    if (stopping) {
-        j->status = bs_fail(j->err, "the server is shutting down");
-        j->t_started = j->t_finished = monotonic_seconds();
-        j->done(j, j->arg);
-        pthread_mutex_lock(&p->lock);
-        p->admitted--;
-        pthread_mutex_unlock(&p->lock);
-    }
+    if (stopping)
+        cancel(p, j);
 }
 
 void worker_pool_stop(worker_pool *p)
@@ -136,12 +141,7 @@ void worker_pool_stop(worker_pool *p)
     while (cancelled) {
         struct job *j = cancelled;
         cancelled = j->next;
-        j->status = bs_fail(j->err, "the server is shutting down");
-        j->t_started = j->t_finished = monotonic_seconds();
-        j->done(j, j->arg);
-        pthread_mutex_lock(&p->lock);
-        p->admitted--;
-        pthread_mutex_unlock(&p->lock);
+        cancel(p, j);
     }
     for (int i = 0; i < p->n_threads; i++)
         pthread_join(p->threads[i], NULL);
