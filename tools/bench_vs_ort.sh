@@ -9,8 +9,9 @@
 # into $BENCH_DIR/npm on first use; ONNXRUNTIME_NODE_INSTALL=skip keeps its installer from
 # fetching GPU providers from nuget.org, which an offline machine cannot reach).
 # Work files go to $BENCH_DIR (default /tmp/bertserve-bench).
-# bertserve runs twice: with OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset (OpenBLAS picks its
-# kernel, as on a user's machine) and with the environment as it is.
+# bertserve runs with OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset (OpenBLAS picks its kernel,
+# as on a user's machine; it is only the baseline sgemm) and once with the environment as it
+# is. ROUNDS (default 3) alternating rounds of bertserve and ORT.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared=${BERTSERVE_SHARED:-$root/../shared}
@@ -27,19 +28,32 @@ model=$work/finbert-random
 [ -d "$work/npm/node_modules/onnxruntime-node" ] || (cd "$work/npm" && ONNXRUNTIME_NODE_INSTALL=skip npm install --silent onnxruntime-node >/dev/null)
 ort_version=$(node -e "console.log(require('$work/npm/node_modules/onnxruntime-node/package.json').version)")
 
-echo "== bertserve, OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset"
-env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS="$threads" "$cli" bench --model "$model" | tee "$work/ours.txt"
-echo
-echo "== ONNX Runtime $ort_version (onnxruntime-node), $threads threads"
-NODE_PATH=$work/npm/node_modules node "$root/tools/ort_bench.js" "$work/finbert.onnx" "$threads" | tee "$work/ort.txt"
+# The two engines take turns, ROUNDS times, so that a noisy neighbour slows both alike; each
+# figure below is the median over the rounds of that engine's p50.
+rounds=${ROUNDS:-3}
+: > "$work/ours.all"
+: > "$work/ort.all"
+for round in $(seq "$rounds"); do
+  echo "== round $round/$rounds: bertserve, OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset"
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS="$threads" "$cli" bench --model "$model" |
+    tee "$work/ours.txt"
+  awk '$1 ~ /^[0-9]+x[0-9]+$/ {print $1, $2}' "$work/ours.txt" >> "$work/ours.all"
+  echo "== round $round/$rounds: ONNX Runtime $ort_version (onnxruntime-node), $threads threads"
+  NODE_PATH=$work/npm/node_modules node "$root/tools/ort_bench.js" "$work/finbert.onnx" "$threads" | tee "$work/ort.txt"
+  awk '{print $2, $3}' "$work/ort.txt" >> "$work/ort.all"
+done
 echo
 echo "== bertserve, environment as it is (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})"
 OPENBLAS_NUM_THREADS="$threads" "$cli" bench --model "$model" | tee "$work/ours-env.txt"
 echo
-echo "== ratio: bertserve time / ONNX Runtime time (p50; below 1.0 is faster)"
+median() { # case, file: the median of that case's times
+  awk -v c="$1" '$1 == c {print $2}' "$2" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
+}
+echo "== ratio: bertserve time / ONNX Runtime time (median of $rounds rounds of p50 ms; below 1.0 is faster)"
 printf '%-8s %10s %10s %8s %14s %8s\n' case ours_ms ort_ms ratio ours_env_ms ratio
-while read -r _ case ort_ms _; do
-  ours=$(awk -v c="$case" '$1 == c {print $2}' "$work/ours.txt")
+while read -r _ case _; do
+  ours=$(median "$case" "$work/ours.all")
+  ort_ms=$(median "$case" "$work/ort.all")
   env_ms=$(awk -v c="$case" '$1 == c {print $2}' "$work/ours-env.txt")
   awk -v c="$case" -v a="$ours" -v o="$ort_ms" -v e="$env_ms" \
     'BEGIN {printf "%-8s %10.2f %10.2f %8.2f %14.2f %8.2f\n", c, a, o, a / o, e, e / o}'
