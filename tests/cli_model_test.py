@@ -12,24 +12,10 @@ import subprocess
 import sys
 import tempfile
 
+from testlib import check, finish, need, shared
+
 build = sys.argv[1]
-here = os.path.dirname(os.path.abspath(__file__))
-shared = os.environ.get("BERTSERVE_SHARED") or os.path.join(here, "..", "..", "shared")
 cli = os.path.join(build, "bertserve-cli")
-failures = 0
-
-
-def check(cond, msg):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", msg)
-
-
-def need(path):
-    if not os.path.exists(path):
-        sys.exit(f"FAIL: required test asset {path} is missing (set BERTSERVE_SHARED)")
-    return path
 
 
 def run(args, stdin=""):
@@ -104,6 +90,4 @@ with tempfile.TemporaryDirectory() as tmp:
     check(rc == 0 and json.loads(out)["label"] in ("positive", "negative", "neutral"),
           f"random model predict: {rc} {out} {err}")
 
-if failures:
-    sys.exit(f"cli_model_test: {failures} check(s) failed")
-print("cli_model_test: all checks passed")
+finish("cli_model_test")

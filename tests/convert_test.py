@@ -22,22 +22,11 @@ here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(here)
 sys.path.insert(0, os.path.join(root, "tools"))
 from export_onnx import read_safetensors  # noqa: E402
+from testlib import check, finish, need, shared  # noqa: E402
 
 build = sys.argv[1]
-shared = os.environ.get("BERTSERVE_SHARED") or os.path.join(root, "..", "shared")
-model = os.path.join(shared, "models", "tiny-bert")
-golden = os.path.join(shared, "golden", "tiny-bert", "logits.jsonl")
-for p in (model, golden):
-    if not os.path.exists(p):
-        sys.exit(f"FAIL: required test asset {p} is missing (set BERTSERVE_SHARED)")
-failures = 0
-
-
-def check(cond, msg):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", msg)
+model = need(os.path.join(shared, "models", "tiny-bert"))
+golden = need(os.path.join(shared, "golden", "tiny-bert", "logits.jsonl"))
 
 
 def fake_label_encoder(path, classes):
@@ -110,6 +99,4 @@ with tempfile.TemporaryDirectory() as tmp:
                        capture_output=True)
     check(p.returncode != 0 and b"not a state_dict" in p.stderr, f"bad checkpoint: {p.returncode} {p.stderr}")
 
-if failures:
-    sys.exit(f"convert_test: {failures} check(s) failed")
-print("convert_test: all checks passed")
+finish("convert_test")

@@ -10,15 +10,7 @@ import sys
 import threading
 import time
 
-here = os.path.dirname(os.path.abspath(__file__))
-shared = os.environ.get("BERTSERVE_SHARED") or os.path.join(here, "..", "..", "shared")
-
-
-def need(path):
-    """A missing asset fails the test, it never skips it."""
-    if not os.path.exists(path):
-        sys.exit(f"FAIL: required test asset {path} is missing (set BERTSERVE_SHARED)")
-    return path
+from testlib import need, shared  # noqa: F401 (shared: for the tests that import it from here)
 
 
 class Daemon:

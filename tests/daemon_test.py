@@ -17,23 +17,15 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_support import Daemon, metric_values, need, shared  # noqa: E402
+from daemon_support import Daemon, metric_values  # noqa: E402
+from testlib import check, finish, need, shared  # noqa: E402
 
 build = sys.argv[1]
-failures = 0
 t_begin = time.time()
 
 
 def section(name):
     print(f"[{time.time() - t_begin:5.1f}s] {name}", flush=True)
-
-
-def check(cond, msg):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", msg, flush=True)
-    return cond
 
 
 tiny = need(os.path.join(shared, "models", "tiny-bert"))
@@ -501,6 +493,4 @@ check(p.returncode == 0 and all(s in p.stdout for s in [b"--max-queue", b"BERTSE
 p = subprocess.run([exe, "--version"], capture_output=True, timeout=60)
 check(p.returncode == 0 and p.stdout.startswith(b"bertserve "), f"--version: {p.stdout!r}")
 
-if failures:
-    sys.exit(f"{failures} check(s) failed")
-print("daemon_test: all checks passed")
+finish("daemon_test")

@@ -12,19 +12,17 @@ import os
 import subprocess
 import sys
 
+from testlib import check, finish, need, shared
+
 build = sys.argv[1]
 model = os.environ.get("BERTSERVE_FINBERT")
 if not model:
     print("SKIPPED: BERTSERVE_FINBERT is not set (no real FinBERT weights on this machine)")
     sys.exit(77)
-here = os.path.dirname(os.path.abspath(__file__))
-shared = os.environ.get("BERTSERVE_SHARED") or os.path.join(here, "..", "..", "shared")
 refs = os.path.join(shared, "models", "finbert", "reference_predictions.csv")
 golden = os.path.join(shared, "golden", "finsent-mini", "logits.jsonl")
 for p in (os.path.join(model, "model.safetensors"), refs, golden):
-    if not os.path.exists(p):
-        sys.exit(f"FAIL: {p} is missing")
-failures = 0
+    need(p)
 
 
 def predict(texts, max_len):
@@ -41,15 +39,9 @@ got = predict([r["sentence"] for r in rows], 64)
 for r, g in zip(rows, got):
     want = [float(x) for x in r["logit"].strip("[]").split()]
     diff = max(abs(g["scores"][l] - w) for l, w in zip(["positive", "negative", "neutral"], want))
-    if diff > 1e-4 or g["label"] != r["prediction"]:
-        failures += 1
-        print(f"FAIL: {r['sentence'][:60]}...: {g['scores']} vs {want}")
+    check(diff <= 1e-4 and g["label"] == r["prediction"], f"{r['sentence'][:60]}...: {g['scores']} vs {want}")
 clear = [json.loads(l) for l in open(golden)]
 clear = [r for r in clear if r["category"] == "clear"]
 for r, g in zip(clear, predict([r["text"] for r in clear], 512)):
-    if g["label"] != r["expected_label"]:
-        failures += 1
-        print(f"FAIL: {r['text']!r}: {g['label']} (expected {r['expected_label']})")
-if failures:
-    sys.exit(f"finbert_test: {failures} check(s) failed")
-print(f"finbert_test: {len(rows)} reference predictions and {len(clear)} clear sentences match")
+    check(g["label"] == r["expected_label"], f"{r['text']!r}: {g['label']} (expected {r['expected_label']})")
+finish(f"finbert_test ({len(rows)} reference predictions, {len(clear)} clear sentences)")
