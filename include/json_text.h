@@ -1,6 +1,7 @@
 #ifndef JSON_TEXT_H
 #define JSON_TEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* cJSON hands strings back NUL-terminated, so a "\u0000" escape inside a text would cut it
@@ -8,5 +9,10 @@
  * "\uFFFD" before parsing keeps the rest of the text and tokenizes identically. In place
  * (same length); escaped backslashes ("\\u0000" is text, not an escape) are respected. */
 void json_replace_nul_escapes(char *json, size_t len);
+
+/* True if the JSON text holds a \uXXXX escape of a UTF-16 surrogate that is not part of a
+ * high + low pair: text no UTF-8 can hold, which cJSON refuses as a parse error. Lets a
+ * server answer "invalid text" (422) rather than "invalid JSON" (400) for it. */
+bool json_has_lone_surrogate(const char *json, size_t len);
 
 #endif

@@ -518,6 +518,9 @@ static enum MHD_Result predict_body_complete(struct request *r)
     double t0 = monotonic_seconds();
     json_replace_nul_escapes(r->body, r->len);
     r->root = cJSON_ParseWithLength(r->body ? r->body : "", r->len);
+    if (!r->root && json_has_lone_surrogate(r->body ? r->body : "", r->len))
+        return ERR(r, 422, "validation",
+                   "a \\u escape encodes an unpaired UTF-16 surrogate, which is not valid text");
     if (!r->root)
         return ERR(r, MHD_HTTP_BAD_REQUEST, "invalid_json", "the request body is not valid JSON");
     struct failure f;

@@ -1,5 +1,6 @@
 #include "json_text.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void json_replace_nul_escapes(char *json, size_t len)
@@ -11,4 +12,37 @@ void json_replace_nul_escapes(char *json, size_t len)
             memcpy(json + i + 2, "FFFD", 4);
         i++; /* skip the escaped character, so "\\" never starts another escape */
     }
+}
+
+/* The code unit of a \uXXXX escape at json[i] (json[i] == '\\'), or -1. */
+static long escape_unit(const char *json, size_t len, size_t i)
+{
+    if (i + 6 > len || json[i] != '\\' || json[i + 1] != 'u')
+        return -1;
+    char hex[5];
+    memcpy(hex, json + i + 2, 4);
+    hex[4] = '\0';
+    char *end;
+    long unit = strtol(hex, &end, 16);
+    return *end ? -1 : unit;
+}
+
+bool json_has_lone_surrogate(const char *json, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (json[i] != '\\')
+            continue;
+        long unit = escape_unit(json, len, i);
+        if (unit >= 0xD800 && unit <= 0xDBFF) { /* a high surrogate needs a low one next */
+            long next = escape_unit(json, len, i + 6);
+            if (next < 0xDC00 || next > 0xDFFF)
+                return true;
+            i += 11; /* past both escapes */
+            continue;
+        }
+        if (unit >= 0xDC00 && unit <= 0xDFFF)
+            return true;
+        i++;
+    }
+    return false;
 }
