@@ -1,71 +1,11 @@
-/* Writes a model directory with seeded random weights for any BERT config, so that
- * bert-base-sized speed work needs no download:
+/* Writes a model directory with seeded random weights for any BERT config:
  *   build/make-random-model CONFIG_JSON OUT_DIR [SEED]
- * e.g. build/make-random-model ../shared/models/finbert/config.json /tmp/finbert-random
- * OUT_DIR gets config.json, model.safetensors (F32, HF tensor names) and, when they sit
- * beside CONFIG_JSON, vocab.txt and tokenizer_config.json. Weights are N(0, 0.02^2) (BERT's
- * initializer_range), LayerNorm gammas 1 + N(0, 0.02^2) and betas N(0, 0.02^2). */
+ * e.g. build/make-random-model ../shared/models/finbert/config.json /tmp/finbert-random */
 #include "bs_error.h"
-#include "fileio.h"
-#include "model.h"
+#include "random_model.h"
 
-#include <errno.h>
-#include <math.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-
-struct tensor {
-    char name[96];
-    int rank;
-    long shape[2];
-    float base; /* 1 for LayerNorm gammas, else 0 */
-};
-
-static uint64_t rng_state;
-
-static double uniform(void) /* splitmix64 -> (0, 1) */
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    z ^= z >> 31;
-    return ((double)(z >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static float normal(void) /* Box-Muller */
-{
-    return (float)(sqrt(-2.0 * log(uniform())) * cos(6.283185307179586 * uniform()));
-}
-
-static int add(struct tensor *t, int *n, const char *name, long rows, long cols, float base)
-{
-    struct tensor *x = &t[(*n)++];
-    snprintf(x->name, sizeof x->name, "%s", name);
-    x->rank = cols ? 2 : 1;
-    x->shape[0] = rows;
-    x->shape[1] = cols;
-    x->base = base;
-    return 0;
-}
-
-static long numel(const struct tensor *t) { return t->rank == 2 ? t->shape[0] * t->shape[1] : t->shape[0]; }
-
-static int copy_file(const char *from, const char *to)
-{
-    size_t len;
-    char *data = read_whole_file(from, &len, NULL);
-    if (!data)
-        return 0; /* optional files */
-    FILE *f = fopen(to, "wb");
-    int ok = f && fwrite(data, 1, len, f) == len;
-    if (f)
-        ok = (fclose(f) == 0) && ok;
-    free(data);
-    return ok ? 0 : -1;
-}
 
 int main(int argc, char **argv)
 {
@@ -73,118 +13,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: make-random-model CONFIG_JSON OUT_DIR [SEED]\n");
         return 2;
     }
-    const char *config_path = argv[1], *out = argv[2];
     unsigned long long seed = argc == 4 ? strtoull(argv[3], NULL, 10) : 20261125;
-    rng_state = seed;
     char err[BS_ERR_LEN];
-    bert_config c;
-    if (bert_config_load(config_path, &c, err)) {
+    long params = random_model_write(argv[1], argv[2], seed, err);
+    if (params < 0) {
         fprintf(stderr, "make-random-model: %s\n", err);
         return 1;
     }
-    if (mkdir(out, 0755) != 0 && errno != EEXIST) {
-        perror(out);
-        return 1;
-    }
-
-    int n_max = 9 + 16 * c.n_layers, n = 0; /* 5 embedding, 16 per layer, 4 head tensors */
-    struct tensor *t = calloc((size_t)n_max, sizeof *t);
-    if (!t)
-        return 1;
-    long H = c.hidden, I = c.intermediate;
-    add(t, &n, "bert.embeddings.word_embeddings.weight", c.vocab_size, H, 0);
-    add(t, &n, "bert.embeddings.position_embeddings.weight", c.max_positions, H, 0);
-    add(t, &n, "bert.embeddings.token_type_embeddings.weight", c.type_vocab_size, H, 0);
-    add(t, &n, "bert.embeddings.LayerNorm.weight", H, 0, 1);
-    add(t, &n, "bert.embeddings.LayerNorm.bias", H, 0, 0);
-    for (int l = 0; l < c.n_layers; l++) {
-        static const struct { const char *suffix; int rows_i, cols_h; float base; } parts[] = {
-            {"attention.self.query.weight", 0, 1, 0}, {"attention.self.query.bias", 0, 0, 0},
-            {"attention.self.key.weight", 0, 1, 0},   {"attention.self.key.bias", 0, 0, 0},
-            {"attention.self.value.weight", 0, 1, 0}, {"attention.self.value.bias", 0, 0, 0},
-            {"attention.output.dense.weight", 0, 1, 0}, {"attention.output.dense.bias", 0, 0, 0},
-            {"attention.output.LayerNorm.weight", 0, 0, 1}, {"attention.output.LayerNorm.bias", 0, 0, 0},
-            {"intermediate.dense.weight", 1, 1, 0},   {"intermediate.dense.bias", 1, 0, 0},
-            {"output.dense.weight", 0, 2, 0},         {"output.dense.bias", 0, 0, 0},
-            {"output.LayerNorm.weight", 0, 0, 1},     {"output.LayerNorm.bias", 0, 0, 0},
-        };
-        for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++) {
-            char name[96];
-            snprintf(name, sizeof name, "bert.encoder.layer.%d.%s", l, parts[k].suffix);
-            long rows = parts[k].rows_i ? I : H;
-            long cols = parts[k].cols_h == 1 ? H : parts[k].cols_h == 2 ? I : 0;
-            add(t, &n, name, rows, cols, parts[k].base);
-        }
-    }
-    add(t, &n, "bert.pooler.dense.weight", H, H, 0);
-    add(t, &n, "bert.pooler.dense.bias", H, 0, 0);
-    add(t, &n, "classifier.weight", c.n_labels, H, 0);
-    add(t, &n, "classifier.bias", c.n_labels, 0, 0);
-
-    /* header: tensors in the order written, data offsets back to back */
-    size_t cap = 256 + (size_t)n * 256, len = 0; /* a tensor's entry is under 200 bytes */
-    char *header = malloc(cap);
-    long offset = 0;
-    len += (size_t)snprintf(header + len, cap - len, "{\"__metadata__\":{\"format\":\"pt\"}");
-    for (int i = 0; i < n; i++) {
-        long bytes = numel(&t[i]) * 4;
-        if (t[i].rank == 2)
-            len += (size_t)snprintf(header + len, cap - len, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%ld,%ld],"
-                                    "\"data_offsets\":[%ld,%ld]}", t[i].name, t[i].shape[0], t[i].shape[1],
-                                    offset, offset + bytes);
-        else
-            len += (size_t)snprintf(header + len, cap - len, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%ld],"
-                                    "\"data_offsets\":[%ld,%ld]}", t[i].name, t[i].shape[0], offset, offset + bytes);
-        offset += bytes;
-    }
-    len += (size_t)snprintf(header + len, cap - len, "}");
-    while (len % 8)
-        header[len++] = ' ';
-
-    char path[BS_PATH_LEN];
-    path_join(path, out, "model.safetensors", err);
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        perror(path);
-        return 1;
-    }
-    uint64_t header_len = len; /* little-endian on every platform we build for */
-    int ok = fwrite(&header_len, 8, 1, f) == 1 && fwrite(header, 1, len, f) == len;
-    float *buf = malloc(sizeof(float) * 1 << 20);
-    for (int i = 0; ok && buf && i < n; i++) {
-        for (long done = 0, total = numel(&t[i]); ok && done < total;) {
-            long chunk = total - done < (1 << 20) ? total - done : (1 << 20);
-            for (long k = 0; k < chunk; k++)
-                buf[k] = t[i].base + 0.02f * normal();
-            ok = fwrite(buf, sizeof(float), (size_t)chunk, f) == (size_t)chunk;
-            done += chunk;
-        }
-    }
-    ok = buf && (fclose(f) == 0) && ok;
-    free(buf);
-    free(header);
-    free(t);
-
-    char dir[BS_PATH_LEN], from[BS_PATH_LEN], to[BS_PATH_LEN];
-    snprintf(dir, sizeof dir, "%s", config_path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *slash = '\0';
-    else
-        strcpy(dir, ".");
-    static const char *extras[] = {"vocab.txt", "tokenizer_config.json"};
-    for (size_t k = 0; ok && k < 2; k++) {
-        path_join(from, dir, extras[k], err);
-        path_join(to, out, extras[k], err);
-        ok = copy_file(from, to) == 0;
-    }
-    path_join(to, out, "config.json", err);
-    ok = ok && copy_file(config_path, to) == 0;
-    bert_config_free(&c);
-    if (!ok) {
-        fprintf(stderr, "make-random-model: writing %s failed\n", out);
-        return 1;
-    }
-    printf("%s: %ld parameters, seed %llu\n", path, offset / 4, seed);
+    printf("%s/model.safetensors: %ld parameters, seed %llu\n", argv[2], params, seed);
     return 0;
 }
