@@ -12,10 +12,14 @@ struct config {
     int max_texts;        /* texts (or pairs) per request */
     long max_body_bytes;
     int max_length;       /* tokens per text incl. [CLS]/[SEP]; 0: the model's max_positions */
-    int max_queue;        /* requests admitted to the compute queue (waiting or running) */
+    int max_concurrent_requests; /* /predict requests admitted to the compute queue (waiting or running) */
+    int max_batch_tokens, max_batch_requests; /* a batch's budget: tokens, texts */
+    int batch_wait_us;    /* how long a batch with room may wait for company */
     int max_connections;
     int timeout_seconds;  /* idle/slow connection timeout */
-    int workers;          /* compute threads */
+    int workers;          /* compute workers (batches in parallel) */
+    int threads;          /* forward-pass threads per worker; 0: CPUs available / workers */
+    int stall_seconds;    /* /health turns 503 after the workers stall this long; 0: never */
     int grace_seconds;    /* drain bound after SIGTERM/SIGINT */
     bool log_json, log_text;
 };

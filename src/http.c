@@ -178,7 +178,10 @@ static enum MHD_Result handle_info(struct request *r)
     cJSON_AddNumberToObject(o, "threads_per_worker", d->threads_per_worker);
     cJSON_AddNumberToObject(o, "max_texts", d->cfg->max_texts);
     cJSON_AddNumberToObject(o, "max_body_bytes", (double)d->cfg->max_body_bytes);
-    cJSON_AddNumberToObject(o, "max_queue", d->cfg->max_queue);
+    cJSON_AddNumberToObject(o, "max_concurrent_requests", d->cfg->max_concurrent_requests);
+    cJSON_AddNumberToObject(o, "max_batch_tokens", d->cfg->max_batch_tokens);
+    cJSON_AddNumberToObject(o, "max_batch_requests", d->cfg->max_batch_requests);
+    cJSON_AddNumberToObject(o, "batch_wait_us", d->cfg->batch_wait_us);
     return respond_json(r, MHD_HTTP_OK, o, NULL, NULL);
 }
 
@@ -186,8 +189,17 @@ static enum MHD_Result handle_get(struct request *r)
 {
     http_server *s = r->srv;
     switch (r->route) {
-    case ROUTE_HEALTH: /* liveness: the model is loaded for the whole life of the process */
+    case ROUTE_HEALTH: { /* liveness: the model stays loaded; the workers must keep making progress */
+        double stalled = worker_pool_stalled_seconds(s->d.pool);
+        int limit = s->d.cfg->stall_seconds;
+        if (limit > 0 && stalled >= limit) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "status", "stalled");
+            cJSON_AddNumberToObject(o, "stalled_seconds", stalled);
+            return respond_json(r, MHD_HTTP_SERVICE_UNAVAILABLE, o, NULL, NULL);
+        }
         return respond_json(r, MHD_HTTP_OK, cJSON_Parse("{\"status\":\"ok\"}"), NULL, NULL);
+    }
     case ROUTE_READY:
         if (atomic_load(&s->ready))
             return respond_json(r, MHD_HTTP_OK, cJSON_Parse("{\"status\":\"ready\"}"), NULL, NULL);
@@ -534,7 +546,8 @@ static enum MHD_Result predict_body_complete(struct request *r)
     r->job.arg = r;
     if (!worker_pool_reserve(s->d.pool))
         return respond_error(r, MHD_HTTP_TOO_MANY_REQUESTS, "overloaded", MHD_HTTP_HEADER_RETRY_AFTER, "1",
-                             "the server is busy: %d requests are already queued; retry later", s->d.cfg->max_queue);
+                             "the server is busy: %d requests are already queued; retry later",
+                             s->d.cfg->max_concurrent_requests);
     /* Suspend before enqueueing, so the worker can never resume a connection that is not yet
      * suspended. */
     r->submitted = true;

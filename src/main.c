@@ -91,15 +91,25 @@ int main(int argc, char **argv)
         return fail_startup(&cfg, err);
     }
     int max_len = cfg.max_length ? cfg.max_length : limit;
-    /* The CPUs are shared out between the workers, so that --workers N does not run N times
-     * as many forward-pass threads as there are CPUs. */
-    int threads_per_worker = cpu_count_available() / cfg.workers;
+    /* By default the CPUs are shared out between the workers, so that --workers N does not run
+     * N times as many forward-pass threads as there are CPUs. */
+    int threads_per_worker = cfg.threads ? cfg.threads : cpu_count_available() / cfg.workers;
     if (threads_per_worker < 1)
         threads_per_worker = 1;
 
     int rc = 1;
     metrics *met = metrics_create(&model->cfg, cfg.model, config_version(), model->weights_dtype);
-    worker_pool *pool = met ? worker_pool_start(model, cfg.workers, threads_per_worker, cfg.max_queue, err) : NULL;
+    struct worker_settings ws = {
+        .n_workers = cfg.workers,
+        .threads_per_worker = threads_per_worker,
+        .max_jobs = cfg.max_concurrent_requests,
+        .max_batch_tokens = cfg.max_batch_tokens,
+        .max_batch_texts = cfg.max_batch_requests,
+        .max_wait_seconds = cfg.batch_wait_us * 1e-6,
+        .on_batch = metrics_batch,
+        .on_batch_arg = met,
+    };
+    worker_pool *pool = met ? worker_pool_start(model, &ws, err) : NULL;
     http_server *http = NULL;
     if (!met)
         snprintf(err, sizeof err, "out of memory");
@@ -125,6 +135,8 @@ int main(int argc, char **argv)
     cJSON_AddStringToObject(f, "gemm_kernel", gemm_kernel_name());
     cJSON_AddNumberToObject(f, "workers", cfg.workers);
     cJSON_AddNumberToObject(f, "threads_per_worker", threads_per_worker);
+    cJSON_AddNumberToObject(f, "max_batch_tokens", cfg.max_batch_tokens);
+    cJSON_AddNumberToObject(f, "max_batch_requests", cfg.max_batch_requests);
     cJSON_AddStringToObject(f, "version", config_version());
     log_event(cfg.log_json, "loaded", f);
 

@@ -34,6 +34,7 @@ static const double seconds_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02
                                         0.25,   0.5,   1,      2.5,   5,    10,   30};
 static const double tokens_bounds[] = {4, 8, 16, 32, 64, 128, 256, 384, 512, 1024};
 static const double texts_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+static const double batch_tokens_bounds[] = {16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384};
 static const double confidence_bounds[] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99};
 #define N(a) (int)(sizeof a / sizeof a[0])
 
@@ -47,6 +48,7 @@ struct metrics {
     struct code_count requests[ROUTE_COUNT][N_METHODS][MAX_CODES];
     struct histogram duration[ROUTE_COUNT];
     struct histogram queue, tokenize, inference, tokens, texts, confidence;
+    struct histogram batch_texts, batch_tokens, batch_seconds;
     int n_labels;
     char **labels;
     uint64_t *predictions;
@@ -113,6 +115,9 @@ metrics *metrics_create(const bert_config *cfg, const char *model, const char *v
     hist_init(&m->tokens, tokens_bounds, N(tokens_bounds));
     hist_init(&m->texts, texts_bounds, N(texts_bounds));
     hist_init(&m->confidence, confidence_bounds, N(confidence_bounds));
+    hist_init(&m->batch_texts, texts_bounds, N(texts_bounds));
+    hist_init(&m->batch_tokens, batch_tokens_bounds, N(batch_tokens_bounds));
+    hist_init(&m->batch_seconds, seconds_bounds, N(seconds_bounds));
     m->n_labels = cfg->n_labels;
     m->labels = calloc((size_t)cfg->n_labels, sizeof *m->labels);
     m->predictions = calloc((size_t)cfg->n_labels, sizeof *m->predictions);
@@ -193,6 +198,16 @@ void metrics_text(metrics *m, int tokens)
 {
     pthread_mutex_lock(&m->lock);
     hist_observe(&m->tokens, tokens);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_batch(void *arg, int n_texts, int n_tokens, double seconds)
+{
+    metrics *m = arg;
+    pthread_mutex_lock(&m->lock);
+    hist_observe(&m->batch_texts, n_texts);
+    hist_observe(&m->batch_tokens, n_tokens);
+    hist_observe(&m->batch_seconds, seconds);
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -353,12 +368,19 @@ char *metrics_render(metrics *m, size_t *len)
     put_histogram(&o, "bertserve_queue_time_seconds", "", &m->queue);
     put_header(&o, "bertserve_tokenization_time_seconds", "histogram", "Time spent tokenizing a /predict request.");
     put_histogram(&o, "bertserve_tokenization_time_seconds", "", &m->tokenize);
-    put_header(&o, "bertserve_inference_time_seconds", "histogram", "Time of a /predict job's forward pass.");
+    put_header(&o, "bertserve_inference_time_seconds", "histogram",
+               "Time from a /predict job's first text entering a batch to its last one finishing.");
     put_histogram(&o, "bertserve_inference_time_seconds", "", &m->inference);
     put_header(&o, "bertserve_tokens_per_text", "histogram", "Tokens per text after truncation, [CLS]/[SEP] included.");
     put_histogram(&o, "bertserve_tokens_per_text", "", &m->tokens);
     put_header(&o, "bertserve_texts_per_request", "histogram", "Texts (or pairs) per /predict request.");
     put_histogram(&o, "bertserve_texts_per_request", "", &m->texts);
+    put_header(&o, "bertserve_batch_texts", "histogram", "Texts per batch run by a compute worker.");
+    put_histogram(&o, "bertserve_batch_texts", "", &m->batch_texts);
+    put_header(&o, "bertserve_batch_tokens", "histogram", "Tokens per batch run by a compute worker (no padding).");
+    put_histogram(&o, "bertserve_batch_tokens", "", &m->batch_tokens);
+    put_header(&o, "bertserve_batch_duration_seconds", "histogram", "Time of one batch's forward pass.");
+    put_histogram(&o, "bertserve_batch_duration_seconds", "", &m->batch_seconds);
     put_header(&o, "bertserve_predictions_total", "counter", "Predictions returned, by predicted label.");
     for (int k = 0; k < m->n_labels; k++) {
         put(&o, "bertserve_predictions_total{label=");

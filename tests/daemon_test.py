@@ -356,7 +356,7 @@ section("finsent-mini golden")
 # ---- finsent-mini: golden end to end, 429, graceful shutdown ------------------------------------
 clear = [r for r in fin_rows if r["category"] == "clear"]
 check(len(clear) == 30, f"{len(clear)} clear rows")
-f = Daemon(build, finsent, "--max-queue", "2", "--workers", "1", "--log-format", "json", "--grace-seconds", "60",
+f = Daemon(build, finsent, "--max-concurrent-requests", "2", "--workers", "1", "--log-format", "json", "--grace-seconds", "60",
            "--log-text")
 status, _, got = f.predict({"texts": [r["text"] for r in clear]})
 check(status == 200, f"finsent clear: {status}")
@@ -453,7 +453,7 @@ check(not f.sanitizer_reports(), f"sanitizer reports: {f.sanitizer_reports()}\n{
 
 # Past --grace-seconds, queued jobs are answered 503 and the running one finishes; still exit 0.
 section("grace period over")
-g = Daemon(build, finsent, "--grace-seconds", "0", "--max-queue", "8", "--workers", "1")
+g = Daemon(build, finsent, "--grace-seconds", "0", "--max-concurrent-requests", "8", "--workers", "1")
 out = [None] * 4
 ts = [threading.Thread(target=post, args=(g, heavy, out, i)) for i in range(4)]
 for t in ts:
@@ -492,7 +492,7 @@ check(p.returncode != 0 and b"in use" in p.stderr, f"taken port: {p.returncode} 
 p = subprocess.run([exe, "--port", "x"], capture_output=True, timeout=60)
 check(p.returncode == 2 and b"--port" in p.stderr, f"bad flag value: {p.returncode} {p.stderr!r}")
 p = subprocess.run([exe, "--help"], capture_output=True, timeout=60)
-check(p.returncode == 0 and all(s in p.stdout for s in [b"--max-queue", b"BERTSERVE_PORT", b"--log-text"]), "--help")
+check(p.returncode == 0 and all(s in p.stdout for s in [b"--max-concurrent-requests", b"BERTSERVE_PORT", b"--log-text"]), "--help")
 p = subprocess.run([exe, "--version"], capture_output=True, timeout=60)
 check(p.returncode == 0 and p.stdout.startswith(b"bertserve "), f"--version: {p.stdout!r}")
 
