@@ -9,6 +9,7 @@ struct options {
     int max_len; /* 0: the command's default */
     bool jsonl, pair;
     int iterations;
+    int batch; /* bench FILE: texts per batch */
 };
 
 /* bertserve-cli bench: times the forward pass (src/cli_bench.c). */

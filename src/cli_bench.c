@@ -12,6 +12,7 @@
 #include "gemm.h"
 #include "model.h"
 #include "threadpool.h"
+#include "tokenizer.h"
 
 #include <cblas.h>
 #include <stdint.h>
@@ -98,6 +99,95 @@ static double forward_flops(const bert_config *c, const int *lens, int n)
     return flops;
 }
 
+/* bench FILE: the engine's own rate on real texts, packed in batches of o->batch consecutive
+ * texts (cycling through the file) for about five seconds: what the daemon's batcher could at
+ * best reach with that many texts per batch. */
+static int bench_texts(const struct options *o, bert_model *m)
+{
+    char err[BS_ERR_LEN];
+    tokenizer *tok = tokenizer_load(o->model, err);
+    FILE *f = tok ? fopen(o->file, "r") : NULL;
+    if (!f) {
+        fprintf(stderr, "bertserve-cli: %s\n", tok ? o->file : err);
+        tokenizer_free(tok);
+        return 1;
+    }
+    /* Every text's tokens, end to end, and where each starts. */
+    struct packed_tokens all = {0};
+    int *starts = NULL, *lens = NULL, n = 0, cap = 0, rc = 0;
+    encoding e = {0};
+    char line[65536];
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        size_t len = strcspn(line, "\r\n");
+        if (len == 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            int *s2 = realloc(starts, sizeof *s2 * (size_t)cap), *l2 = s2 ? realloc(lens, sizeof *l2 * (size_t)cap) : NULL;
+            if (s2)
+                starts = s2;
+            if (!l2) {
+                rc = bs_fail(err, "out of memory");
+                break;
+            }
+            lens = l2;
+        }
+        starts[n] = all.n;
+        if (tokenizer_encode(tok, line, len, NULL, 0, m->cfg.max_positions, &e, err) ||
+            packed_tokens_append(&all, &e)) {
+            rc = -1;
+            break;
+        }
+        lens[n++] = e.n;
+    }
+    fclose(f);
+    int batch = o->batch ? o->batch : 16;
+    if (rc == 0 && n < batch)
+        rc = bs_fail(err, "%s holds %d texts, fewer than one batch of %d", o->file, n, batch);
+    int32_t *ids = NULL, *types = NULL;
+    float *logits = NULL;
+    bert_scratch scratch = {0};
+    if (rc == 0) {
+        ids = malloc(sizeof *ids * (size_t)all.n);
+        types = malloc(sizeof *types * (size_t)all.n);
+        logits = malloc(sizeof *logits * (size_t)batch * (size_t)m->cfg.n_labels);
+        if (!ids || !types || !logits)
+            rc = bs_fail(err, "out of memory");
+    }
+    long texts = 0, tokens = 0, batches = 0;
+    double start = now(), elapsed = 0;
+    for (int first = 0; rc == 0; first = (first + batch) % (n - batch + 1)) {
+        int total = 0;
+        for (int i = 0; i < batch; i++) { /* consecutive texts, packed like the batcher does */
+            memcpy(ids + total, all.ids + starts[first + i], sizeof *ids * (size_t)lens[first + i]);
+            memcpy(types + total, all.type_ids + starts[first + i], sizeof *types * (size_t)lens[first + i]);
+            total += lens[first + i];
+        }
+        bert_batch b = {.ids = ids, .type_ids = types, .lens = lens + first, .n_seqs = batch};
+        rc = bert_forward(m, &b, logits, &scratch, err);
+        if (batches++ == 0) { /* warm-up: scratch and caches */
+            start = now();
+            continue;
+        }
+        texts += batch;
+        tokens += total;
+        elapsed = now() - start;
+        if (o->iterations ? batches > o->iterations : elapsed > 5.0)
+            break;
+    }
+    if (rc == 0)
+        printf("texts=%d batch=%d mean_tokens=%.1f batches=%ld texts_per_second=%.1f tokens_per_second=%.0f\n", n,
+               batch, (double)tokens / (double)texts, batches - 1, (double)texts / elapsed, (double)tokens / elapsed);
+    else
+        fprintf(stderr, "bertserve-cli: %s\n", err);
+    bert_scratch_free(&scratch);
+    encoding_free(&e);
+    packed_tokens_free(&all);
+    free(starts), free(lens), free(ids), free(types), free(logits);
+    tokenizer_free(tok);
+    return rc ? 1 : 0;
+}
+
 int cli_bench(const struct options *o)
 {
     char err[BS_ERR_LEN];
@@ -108,6 +198,11 @@ int cli_bench(const struct options *o)
         return 1;
     }
     t_load = now() - t_load;
+    if (o->file) {
+        int rc = bench_texts(o, m);
+        bert_model_free(m);
+        return rc;
+    }
     const bert_config *c = &m->cfg;
     printf("model: %s (%d layers x %d hidden, %d heads, %d intermediate, %s), loaded in %.0f ms\n",
            o->model, c->n_layers, c->hidden, c->n_heads, c->intermediate, m->weights_dtype, t_load * 1e3);

@@ -5,27 +5,20 @@
 #
 #   tools/bench_vs_ort.sh     (after `cmake -B build && cmake --build build`; BUILD_DIR=... for another)
 #
-# Needs Debian's python3-torch (for the ONNX export; $PYTHON, default /usr/bin/python3) and node + npm (onnxruntime-node is installed
-# into $BENCH_DIR/npm on first use; ONNXRUNTIME_NODE_INSTALL=skip keeps its installer from
-# fetching GPU providers from nuget.org, which an offline machine cannot reach).
-# Work files go to $BENCH_DIR (default /tmp/bertserve-bench).
+# Needs Debian's python3-torch (for the ONNX export) and node + npm: tools/bench_prepare.sh
+# makes the model, its export and the npm install in $BENCH_DIR (default /tmp/bertserve-bench).
 # bertserve runs with OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset (OpenBLAS picks its kernel,
 # as on a user's machine; it is only the baseline sgemm) and once with the environment as it
 # is. ROUNDS (default 3) alternating rounds of bertserve and ORT.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-shared=${BERTSERVE_SHARED:-$root/../shared}
 work=${BENCH_DIR:-/tmp/bertserve-bench}
 threads=${THREADS:-2}
 build=${BUILD_DIR:-$root/build}
 cli=$build/bertserve-cli
 [ -x "$cli" ] || { echo "build first: cmake -B build && cmake --build build" >&2; exit 1; }
-mkdir -p "$work/npm"
-
+"$root/tools/bench_prepare.sh"
 model=$work/finbert-random
-[ -f "$model/model.safetensors" ] || "$build/make-random-model" "$shared/models/finbert/config.json" "$model" 42
-[ -f "$work/finbert.onnx" ] || "${PYTHON:-/usr/bin/python3}" "$root/tools/export_onnx.py" "$model" "$work/finbert.onnx"
-[ -d "$work/npm/node_modules/onnxruntime-node" ] || (cd "$work/npm" && ONNXRUNTIME_NODE_INSTALL=skip npm install --silent onnxruntime-node >/dev/null)
 ort_version=$(node -e "console.log(require('$work/npm/node_modules/onnxruntime-node/package.json').version)")
 
 # The two engines take turns, ROUNDS times, so that a noisy neighbour slows both alike; each

@@ -1,15 +1,16 @@
 // ONNX Runtime's time for the forward-pass cases of `bertserve-cli bench`, the baseline of
-// tools/bench_vs_ort.sh:  node tools/ort_bench.js MODEL.onnx [THREADS]
+// tools/bench_vs_ort.sh:  node tools/ort_bench.js MODEL.onnx [THREADS] [CASE...]  (e.g. 16x32)
 // Prints one line per case: "ort <case> <p50 ms> <min ms>".
 const ort = require('onnxruntime-node');
 
 async function main() {
-  const [model, threads = '2'] = process.argv.slice(2);
+  const [model, threads = '2', ...only] = process.argv.slice(2);
   const session = await ort.InferenceSession.create(model, {
     intraOpNumThreads: Number(threads), interOpNumThreads: 1,
     graphOptimizationLevel: 'all', executionMode: 'sequential',
   });
-  const cases = [[1, 8], [1, 32], [1, 128], [1, 512], [16, 32]];
+  const cases = [[1, 8], [1, 32], [1, 128], [1, 512], [16, 32]]
+    .filter(([b, l]) => only.length === 0 || only.includes(`${b}x${l}`));
   for (const [batch, len] of cases) {
     const n = batch * len;
     const ids = new BigInt64Array(n), mask = new BigInt64Array(n).fill(1n), types = new BigInt64Array(n);

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Throughput and latency of the daemon under concurrent clients, batching on and off, beside
+the engine's own packed-batch rate and ONNX Runtime's batched rate, all measured in one run.
+
+    tools/bench_load.py     (after `cmake -B build && cmake --build build`; needs Debian's wrk)
+
+The daemon serves a FinBERT-shaped model (12 x 768, seeded random weights: speed does not
+depend on the values) on loopback; wrk (tools/load.lua) drives it with CLIENTS closed-loop
+connections (default "1 4 16 64") for DURATION seconds (default 10) per point, with Financial
+PhraseBank sentences ("short", ~30 tokens) and texts of 8 consecutive sentences ("long", ~250
+tokens). Every answer is checked for a 200 and one of the model's labels; anything else is an
+error. Batching off is the same daemon with --max-batch-requests 1. Settings: BUILD_DIR,
+BENCH_DIR (default /tmp/bertserve-bench), THREADS (default 2: compute and ORT threads),
+NO_ORT=1 skips ONNX Runtime, DAEMON_ARGS adds daemon flags (e.g. "--batch-wait-us 500")."""
+import glob
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(root, "tests"))
+from daemon_support import Daemon, metric_values  # noqa: E402
+from testlib import need, shared  # noqa: E402
+
+build = os.environ.get("BUILD_DIR", os.path.join(root, "build"))
+work = os.environ.get("BENCH_DIR", "/tmp/bertserve-bench")
+duration = float(os.environ.get("DURATION", "10"))
+clients = [int(c) for c in os.environ.get("CLIENTS", "1 4 16 64").split()]
+threads = int(os.environ.get("THREADS", "2"))
+use_ort = os.environ.get("NO_ORT") != "1"
+extra = os.environ.get("DAEMON_ARGS", "").split()
+if not os.path.exists("/usr/bin/wrk"):
+    sys.exit("bench_load: needs wrk (apt-get install wrk)")
+
+subprocess.run([os.path.join(root, "tools", "bench_prepare.sh")] + ([] if use_ort else ["--no-ort"]), check=True)
+model = os.path.join(work, "finbert-random")
+labels = [json.load(open(os.path.join(model, "config.json")))["id2label"][str(i)] for i in range(3)]
+
+# ---- the texts -------------------------------------------------------------------------------
+sentences = []
+for path in sorted(glob.glob(need(os.path.join(shared, "data", "financial_phrasebank", "splits")) + "/*.tsv")):
+    sentences += [line.rstrip("\n").split("\t", 1)[1] for line in open(path, encoding="utf-8") if "\t" in line]
+mixes = {"short": sentences, "long": [" ".join(sentences[i:i + 8]) for i in range(0, len(sentences) - 8, 8)]}
+for name, texts in mixes.items():
+    with open(os.path.join(work, f"{name}.txt"), "w") as f:
+        f.write("".join(t + "\n" for t in texts))
+    with open(os.path.join(work, f"{name}.bodies"), "w") as f:
+        f.write("".join(json.dumps({"text": t}) + "\n" for t in texts))
+
+
+def cli_bench(batch, mix):
+    out = subprocess.run([os.path.join(build, "bertserve-cli"), "bench", "--model", model, "--batch", str(batch),
+                          os.path.join(work, f"{mix}.txt")], check=True, capture_output=True, text=True,
+                         env={**os.environ, "OPENBLAS_NUM_THREADS": str(threads)}).stdout
+    return dict(kv.split("=") for kv in out.split())
+
+
+def ort_16x32():
+    out = subprocess.run(["node", os.path.join(root, "tools", "ort_bench.js"), os.path.join(work, "finbert.onnx"),
+                          str(threads), "16x32"], check=True, capture_output=True, text=True,
+                         env={**os.environ, "NODE_PATH": os.path.join(work, "npm", "node_modules")}).stdout
+    return 16 / (float(out.split()[2]) / 1000)  # "ort 16x32 <p50 ms> <min ms>"
+
+
+def drive(d, mix, n):
+    """One point: wrk with n connections; returns its figures plus the daemon's batch sizes."""
+    before = metric_values(d.request("GET", "/metrics")[2].decode())
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cmd = ["wrk", "-t", str(min(n, 2)), "-c", str(n), "-d", f"{duration:.0f}s", "--timeout", "120s",
+           "-s", os.path.join(root, "tools", "load.lua"), f"http://127.0.0.1:{d.port}", "--",
+           os.path.join(work, f"{mix}.bodies"), *labels]
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode:
+        sys.exit(f"bench_load: wrk failed ({run.returncode}): {run.stderr.strip()}")
+    out = run.stdout
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    after = metric_values(d.request("GET", "/metrics")[2].decode())
+    r = json.loads(out.strip().splitlines()[-1])
+
+    def delta(key):
+        return after.get(key, 0) - before.get(key, 0)
+    r["texts_per_s"] = r["checked"] / r["seconds"]
+    r["mean_batch"] = delta("bertserve_batch_texts_sum") / max(delta("bertserve_batch_texts_count"), 1)
+    r["mean_tokens"] = delta("bertserve_tokens_per_text_sum") / max(delta("bertserve_tokens_per_text_count"), 1)
+    wrk_cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    r["wrk_cpu_share"] = wrk_cpu / (r["seconds"] * os.cpu_count())
+    return r
+
+
+print(f"== FinBERT shape, seeded random weights; {threads} compute threads; {duration:.0f} s per point; "
+      f"machine: {os.cpu_count()} CPUs")
+engine = {b: float(cli_bench(b, "short")["texts_per_second"]) for b in (1, 16)}
+print(f"engine alone (bertserve-cli bench, short texts): batch 1 {engine[1]:.1f} texts/s "
+      f"({1000 / engine[1]:.1f} ms per text), packed batches of 16 {engine[16]:.1f} texts/s")
+ort = ort_16x32() if use_ort else None
+if ort:
+    print(f"ONNX Runtime, 16 x 32 tokens, {threads} threads: {ort:.1f} texts/s")
+
+results = {}
+for mode, args in (("on", []), ("off", ["--max-batch-requests", "1"])):
+    d = Daemon(build, model, "--threads", str(threads), *args, *extra)
+    for mix in mixes:
+        drive(d, mix, 4 if mix == "short" else 1)  # warm-up: scratch buffers and caches
+        for n in clients:
+            r = results[(mode, mix, n)] = drive(d, mix, n)
+            print(f"batching {mode:3} {mix:5} {n:3} clients: {r['texts_per_s']:7.1f} texts/s  "
+                  f"p50 {r['p50_us'] / 1000:8.1f}  p95 {r['p95_us'] / 1000:8.1f}  p99 {r['p99_us'] / 1000:8.1f} ms  "
+                  f"errors {r['errors'] + r['socket_errors']}  mean batch {r['mean_batch']:5.2f} texts  "
+                  f"{r['mean_tokens']:.0f} tokens/text  wrk CPU {100 * r['wrk_cpu_share']:.1f}%", flush=True)
+    if d.stop() != 0:
+        sys.exit("bench_load: the daemon did not exit cleanly")
+
+print("\n== ratios (same run)")
+for mix in mixes:
+    for n in clients:
+        on, off = results[("on", mix, n)], results[("off", mix, n)]
+        print(f"{mix:5} {n:3} clients: batching on/off texts/s {on['texts_per_s'] / off['texts_per_s']:.2f}x")
+if 16 in clients:
+    on = results[("on", "short", 16)]
+    fair = 16 / on["texts_per_s"] * 1e6  # microseconds: what a fair FIFO gives each closed-loop client
+    print(f"short 16 clients: {on['texts_per_s'] / engine[16]:.2f} of the engine's packed-batch rate "
+          f"(target >= 0.90)" + (f", {on['texts_per_s'] / ort:.2f}x ONNX Runtime 16x32 (target >= 1.0)" if ort else ""))
+    print(f"short 16 clients: p50 {on['p50_us'] / fair:.2f} and p99 {on['p99_us'] / fair:.2f} of 16 / throughput "
+          f"(targets <= 1.2 and <= 2.0)")
+if 1 in clients:
+    on = results[("on", "short", 1)]
+    print(f"short 1 client: p50 {on['p50_us'] / 1000:.1f} ms = {on['p50_us'] / 1e6 * engine[1]:.2f} of the bare "
+          f"forward pass's mean time per text (target <= 1.10)")
+errors = sum(r["errors"] + r["socket_errors"] for r in results.values())
+print(f"errors over all points: {errors}")
+sys.exit(1 if errors else 0)
