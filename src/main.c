@@ -13,6 +13,8 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -165,7 +167,19 @@ int main(int argc, char **argv)
     cJSON_AddNumberToObject(f, "grace_seconds", cfg.grace_seconds);
     log_event(cfg.log_json, "draining", f);
     http_drain(http);
-    bool drained = http_wait_idle(http, deadline);
+    /* Drain in short steps, so that a second signal (an operator's second Ctrl-C) can cut the
+     * wait short: exit at once, without waiting for the running batch. */
+    bool drained = false;
+    while (!(drained = http_wait_idle(http, fmin(deadline, monotonic_seconds() + 0.05))) &&
+           monotonic_seconds() < deadline) {
+        struct pollfd pfd = {.fd = signal_pipe[0], .events = POLLIN};
+        if (poll(&pfd, 1, 0) > 0) {
+            f = cJSON_CreateObject();
+            cJSON_AddStringToObject(f, "reason", "second signal while draining");
+            log_event(cfg.log_json, "forced_exit", f);
+            _exit(1);
+        }
+    }
     /* Past the grace period, queued jobs are cancelled (503) and running ones finish. */
     worker_pool_stop(pool);
     pool = NULL;

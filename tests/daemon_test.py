@@ -264,6 +264,30 @@ check(data.startswith(b"HTTP/1.1 200"), f"small chunked body: {data[:120]!r}")
 if data.startswith(b"HTTP/1.1 200"):
     count(json.loads(data.partition(b"\r\n\r\n")[2])["prediction"])
 
+# A slow but steady client: its body trickles in over longer than the connection timeout
+# (5 s), never idle that long, so it is served (in a thread, beside the checks below).
+steady_out = {}
+
+
+def steady_client():
+    body = json.dumps({"text": "Operating profit rose to EUR 13.1 mn"}).encode()
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=30)
+    s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(body))
+    t0 = time.time()
+    for i in range(0, len(body), len(body) // 6):
+        s.sendall(body[i:i + len(body) // 6])
+        time.sleep(1.2)
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    steady_out["took"], steady_out["data"] = time.time() - t0, data
+
+
+steady = threading.Thread(target=steady_client)
+steady.start()
+
 # A client that hangs up mid-body, and one that stalls mid-body: neither pins the server.
 raw_exchange(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
              b'{"text": "abc', read=False)
@@ -283,6 +307,11 @@ except (socket.timeout, ConnectionResetError):
     closed = False
 check(closed, "a stalled client is disconnected by the connection timeout")
 stalled.close()
+steady.join(60)
+check(steady_out.get("data", b"").startswith(b"HTTP/1.1 200") and steady_out["took"] > 5,
+      f"slow but steady client: {steady_out.get('data', b'')[:100]!r} after {steady_out.get('took', 0):.1f} s")
+if steady_out.get("data", b"").startswith(b"HTTP/1.1 200"):
+    count(json.loads(steady_out["data"].partition(b"\r\n\r\n")[2])["prediction"])
 
 section("200 concurrent")
 # ---- 200 concurrent connections, all answered -----------------------------------------------
@@ -474,6 +503,28 @@ for o in out:
         check(o[2].get("error_type") == "unavailable", f"grace over: 503 body {o[2]}")
 check(rc == 0, f"grace over: exit code {rc}")
 check(not g.sanitizer_reports(), f"sanitizer reports: {g.sanitizer_reports()}")
+
+# A second SIGTERM while draining exits at once (code 1) instead of waiting for the work.
+section("second signal")
+k = Daemon(build, finsent, "--grace-seconds", "120", "--threads", "1", "--max-batch-tokens", "40000")
+long_heavy = {"texts": [" ".join(["The company reported revenue growth in the quarter"] * 60)] * 64}
+out = [None] * 3
+ts = [threading.Thread(target=post, args=(k, long_heavy, out, i)) for i in range(3)]
+for t in ts:
+    t.start()
+deadline = time.time() + 30
+while time.time() < deadline and metric_values(k.request("GET", "/metrics")[2].decode()).get(
+        "bertserve_queue_depth", 0) < 3:
+    time.sleep(0.05)
+k.proc.send_signal(signal.SIGTERM)
+time.sleep(0.3)
+t0 = time.time()
+rc = k.stop(timeout=60)
+took = time.time() - t0
+for t in ts:
+    t.join(60)
+check(rc == 1 and took < 2, f"second SIGTERM: exit code {rc} after {took:.1f} s (want 1, at once)")
+check(any("forced_exit" in line for line in k.lines), "second SIGTERM: no forced_exit log line")
 
 section("startup failures")
 # ---- startup failures: a bad model dir and a taken port name the problem ------------------------
