@@ -1,5 +1,6 @@
 """Starting and talking to a real bertserve daemon over loopback, for daemon_test.py and
 metrics_promtool_test.py (python3 standard library only)."""
+import atexit
 import http.client
 import json
 import os
@@ -20,6 +21,8 @@ class Daemon:
         exe = need(os.path.join(build, "bertserve"))
         self.proc = subprocess.Popen([exe, "--model", model, "--host", "127.0.0.1", "--port", "0", *args],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # A script that dies half-way must not leave its daemon running.
+        atexit.register(lambda p=self.proc: p.poll() is None and p.kill())
         self.lines = []
         self.port = None
         self._ready = threading.Event()

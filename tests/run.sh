@@ -25,6 +25,13 @@ cmake --build "$build" -j "$(nproc)"
 echo "== ctest ($build)"
 (cd "$build" && ctest --output-on-failure -j "$(nproc)")
 
+# The soak (tests/soak.py): SOAK_SECONDS of mixed good and bad traffic at 64 connections; the
+# README's reliability section has the long-run command.
+soak_seconds=${SOAK_SECONDS:-60}
+[ "$build" = "build" ] || soak_seconds=${SOAK_SECONDS:-30}
+echo "== soak ($build, $soak_seconds s)"
+SOAK_SECONDS=$soak_seconds python3 tests/soak.py "$build"
+
 echo "== shellcheck"
 command -v shellcheck >/dev/null || { echo "FAIL: shellcheck is not installed (apt-get install shellcheck)"; exit 1; }
 git ls-files '*.sh' .ci/run | xargs shellcheck
