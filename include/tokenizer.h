@@ -56,4 +56,12 @@ void packed_tokens_free(struct packed_tokens *p);
 int tokenizer_encode(const tokenizer *t, const char *text, size_t len, const char *pair,
                      size_t pair_len, int max_len, encoding *e, char *err);
 
+/* The same, choosing which end truncation cuts: HF's TruncationDirection (TEI's
+ * "truncation_direction"). Right, the default above, keeps each segment's first tokens; left
+ * keeps its last ones. A pair's segments keep the same lengths either way. */
+enum truncation_side { TRUNCATE_RIGHT, TRUNCATE_LEFT };
+int tokenizer_encode_truncating(const tokenizer *t, const char *text, size_t len, const char *pair,
+                                size_t pair_len, int max_len, enum truncation_side side, encoding *e,
+                                char *err);
+
 #endif

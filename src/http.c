@@ -62,6 +62,7 @@ struct request {
     int *tokens;
     bool *truncated;
     bool raw_scores, submitted;
+    enum truncation_side truncate_side; /* TEI's truncation_direction */
     atomic_bool finished; /* set by the worker before it resumes the connection */
     double tokenize_s;
     struct job job;
@@ -318,8 +319,9 @@ static int parse_inputs(struct request *r, bool *truncate, struct failure *f)
         return fail(f, 422, "validation", "\"raw_scores\" must be true or false");
     r->raw_scores = raw && cJSON_IsTrue(raw);
     cJSON *dir = cJSON_GetObjectItemCaseSensitive(root, "truncation_direction");
-    if (dir && (!cJSON_IsString(dir) || strcasecmp(dir->valuestring, "right")))
-        return fail(f, 422, "validation", "\"truncation_direction\" must be \"right\" (the only one supported)");
+    if (dir && (!cJSON_IsString(dir) || (strcasecmp(dir->valuestring, "right") && strcasecmp(dir->valuestring, "left"))))
+        return fail(f, 422, "validation", "\"truncation_direction\" must be \"right\" or \"left\"");
+    r->truncate_side = dir && !strcasecmp(dir->valuestring, "left") ? TRUNCATE_LEFT : TRUNCATE_RIGHT;
 
     int n = 0;
     if (text) {
@@ -412,8 +414,8 @@ static int tokenize_inputs(struct request *r, bool truncate, struct failure *f)
         else
             snprintf(where, sizeof where, "%s", what);
         const char *pair = r->pairs[i];
-        if (tokenizer_encode(d->tok, r->texts[i], strlen(r->texts[i]), pair, pair ? strlen(pair) : 0, d->max_len,
-                             &e, err)) {
+        if (tokenizer_encode_truncating(d->tok, r->texts[i], strlen(r->texts[i]), pair, pair ? strlen(pair) : 0,
+                                        d->max_len, r->truncate_side, &e, err)) {
             rc = fail(f, 422, "validation", "%s: %s", where, err);
             break;
         }

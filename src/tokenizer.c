@@ -331,6 +331,13 @@ static void truncate_pair(int *na, int *nb, int budget)
 int tokenizer_encode(const tokenizer *t, const char *text, size_t len, const char *pair,
                      size_t pair_len, int max_len, encoding *e, char *err)
 {
+    return tokenizer_encode_truncating(t, text, len, pair, pair_len, max_len, TRUNCATE_RIGHT, e, err);
+}
+
+int tokenizer_encode_truncating(const tokenizer *t, const char *text, size_t len, const char *pair,
+                                size_t pair_len, int max_len, enum truncation_side side, encoding *e,
+                                char *err)
+{
     e->n = e->n_untruncated = 0;
     e->truncated = false;
     e->seg_a.n = e->seg_b.n = e->out_ids.n = e->out_types.n = 0;
@@ -359,14 +366,17 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len, const cha
             na = budget;
     }
 
+    /* Truncating on the left keeps each segment's last tokens instead of its first (the
+     * lengths kept are the same). */
+    int skip_a = side == TRUNCATE_LEFT ? e->seg_a.n - na : 0, skip_b = side == TRUNCATE_LEFT ? e->seg_b.n - nb : 0;
     struct int_list *ids = &e->out_ids, *types = &e->out_types;
     bool ok = list_push(ids, t->cls_id) == 0 && list_push(types, 0) == 0;
     for (int i = 0; ok && i < na; i++)
-        ok = list_push(ids, e->seg_a.v[i]) == 0 && list_push(types, 0) == 0;
+        ok = list_push(ids, e->seg_a.v[skip_a + i]) == 0 && list_push(types, 0) == 0;
     ok = ok && list_push(ids, t->sep_id) == 0 && list_push(types, 0) == 0;
     if (pair) {
         for (int i = 0; ok && i < nb; i++)
-            ok = list_push(ids, e->seg_b.v[i]) == 0 && list_push(types, 1) == 0;
+            ok = list_push(ids, e->seg_b.v[skip_b + i]) == 0 && list_push(types, 1) == 0;
         ok = ok && list_push(ids, t->sep_id) == 0 && list_push(types, 1) == 0;
     }
     if (!ok)

@@ -162,6 +162,18 @@ if status == 200:
     tei_check(got[0], single["logits"], False, "inputs batch [0]")
     tei_check(got[1], pair_row["logits"], False, "inputs batch [1] (pair)")
     tei_check(got[2], single["logits"], False, "inputs batch [2]")
+# truncation_direction "left" keeps the last tokens: 50 x "loss" then exactly max_tokens - 2
+# x "profit", cut on the left, is the "profit" part alone.
+tail = " ".join(["profit"] * (info["max_tokens"] - 2))
+st1, _, cut = d.predict({"inputs": " ".join(["loss"] * 50) + " " + tail, "truncation_direction": "Left",
+                         "raw_scores": True})
+st2, _, alone = d.predict({"inputs": tail, "raw_scores": True})
+st3, _, right = d.predict({"inputs": " ".join(["loss"] * 50) + " " + tail, "raw_scores": True})
+check(st1 == st2 == st3 == 200 and cut == alone and right != alone,
+      f"truncation_direction left: {st1} {st2} {st3} {cut} {alone} {right}")
+for answer in (cut, alone, right):
+    if isinstance(answer, list):
+        count(answer[0]["label"])
 
 # ---- bad input: status and error_type, and the daemon keeps serving ---------------------
 def bad(body, want_status, want_type, headers=None, what=None):
@@ -202,7 +214,7 @@ bad(b'{"inputs": []}', 422, "validation")
 bad(b'{"inputs": 3}', 422, "validation")
 bad(b'{"inputs": [["a", "b", "c"]]}', 422, "validation")
 bad(b'{"text": "a", "truncate": "yes"}', 422, "validation")
-bad(b'{"inputs": "a", "truncation_direction": "left"}', 422, "validation")
+bad(b'{"inputs": "a", "truncation_direction": "sideways"}', 422, "validation")
 bad(b'{"text": "a", "texts": ["b"]}', 422, "validation")
 bad(b'{"text": "a"}', 415, "unsupported_media_type", headers={"Content-Type": "text/plain"})
 bad(b'{"text": "a"}', 415, "unsupported_media_type", headers={}, what="no content type")

@@ -139,6 +139,49 @@ static void test_reuse_and_truncation(const tokenizer *t)
     encoding_free(&e);
 }
 
+/* Left truncation keeps the same number of tokens of each segment as right truncation, taken
+ * from the segment's end: compared with the untruncated encoding's segments. */
+static void test_truncate_left(const tokenizer *t)
+{
+    static const struct { const char *a, *b; int max_len; } cases[] = {
+        {"one two three four five six seven eight nine ten", NULL, 6},
+        {"one two three four five six seven eight nine ten", "alpha beta", 8},
+        {"one two", "alpha beta gamma delta epsilon zeta eta theta", 9},
+        {"one two three four five six", "alpha beta gamma delta epsilon zeta", 10},
+    };
+    encoding full = {0}, right = {0}, left = {0};
+    char err[BS_ERR_LEN];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *a = cases[i].a, *b = cases[i].b;
+        size_t bl = b ? strlen(b) : 0;
+        int rc = tokenizer_encode(t, a, strlen(a), b, bl, 0, &full, err) |
+                 tokenizer_encode(t, a, strlen(a), b, bl, cases[i].max_len, &right, err) |
+                 tokenizer_encode_truncating(t, a, strlen(a), b, bl, cases[i].max_len, TRUNCATE_LEFT, &left, err);
+        CHECK(rc == 0, "case %zu: %s", i, err);
+        if (rc)
+            continue;
+        CHECK(left.n == cases[i].max_len && right.n == left.n && left.truncated && left.n_untruncated == full.n,
+              "case %zu: left %d right %d tokens of %d", i, left.n, right.n, full.n);
+        /* Segment lengths: positions of the first [SEP] agree; each kept run is a suffix. */
+        int sep_full = 1, sep_left = 1;
+        while (full.ids[sep_full] != 102)
+            sep_full++;
+        while (left.ids[sep_left] != 102)
+            sep_left++;
+        CHECK(right.ids[sep_left] == 102, "case %zu: first segment lengths differ", i);
+        int kept_a = sep_left - 1, kept_b = left.n - sep_left - 2;
+        CHECK(memcmp(left.ids + 1, full.ids + sep_full - kept_a, (size_t)kept_a * sizeof *left.ids) == 0,
+              "case %zu: first segment is not the untruncated one's last %d tokens", i, kept_a);
+        if (b)
+            CHECK(memcmp(left.ids + sep_left + 1, full.ids + full.n - 1 - kept_b, (size_t)kept_b * sizeof *left.ids) == 0 &&
+                      memcmp(left.type_ids, right.type_ids, (size_t)left.n * sizeof *left.ids) == 0,
+                  "case %zu: second segment is not the untruncated one's last %d tokens", i, kept_b);
+    }
+    encoding_free(&full);
+    encoding_free(&right);
+    encoding_free(&left);
+}
+
 int main(void)
 {
     if (!mkdtemp(tmp_root)) {
@@ -151,6 +194,7 @@ int main(void)
     if (t) {
         test_invalid_utf8(t);
         test_reuse_and_truncation(t);
+        test_truncate_left(t);
     }
     tokenizer_free(t);
     test_cased();
