@@ -47,6 +47,11 @@ void gemm_linear(struct threadpool *pool, const float *a, int m, const float *pa
  * sum: the body of a stable softmax. */
 float gemm_exp_row(float *x, int n, float max, float scale);
 
+/* x = LayerNorm(x + add + bias) over one row of n (add and bias both NULL: LayerNorm(x)),
+ * with gain g and shift b; mean and variance accumulated in double. */
+void gemm_layernorm_row(float *x, const float *add, const float *bias, const float *g, const float *b, int n,
+                        float eps);
+
 /* Which kernel runs here: "avx512", "avx2" or "generic". */
 const char *gemm_kernel_name(void);
 

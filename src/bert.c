@@ -17,36 +17,6 @@ void bert_scratch_free(bert_scratch *s)
     s->cap = 0;
 }
 
-/* x = LayerNorm(x) in place. Mean and variance are accumulated in double: the rows are
- * up to a few thousand wide and hold outliers, and float sums would cost accuracy. */
-static void layernorm_row(float *x, const float *g, const float *b, int n, float eps)
-{
-    double sum = 0, sq = 0;
-    for (int i = 0; i < n; i++)
-        sum += x[i];
-    double mean = sum / n;
-    for (int i = 0; i < n; i++) {
-        double d = x[i] - mean;
-        sq += d * d;
-    }
-    float m = (float)mean, rstd = (float)(1.0 / sqrt(sq / n + eps));
-    for (int i = 0; i < n; i++)
-        x[i] = (x[i] - m) * rstd * g[i] + b[i];
-}
-
-/* x = LayerNorm(y + bias + x), the epilogue after each sublayer's output projection.
- * y is clobbered. */
-static void bias_residual_layernorm(float *x, float *y, const float *bias, const float *g,
-                                    const float *b, int n_rows, int n, float eps)
-{
-    for (int r = 0; r < n_rows; r++) {
-        float *xr = x + (size_t)r * n, *yr = y + (size_t)r * n;
-        for (int i = 0; i < n; i++)
-            xr[i] = yr[i] + bias[i] + xr[i];
-        layernorm_row(xr, g, b, n, eps);
-    }
-}
-
 /* Subtracting the maximum keeps expf finite whatever the scores are. */
 static void softmax(float *x, int n)
 {
@@ -98,8 +68,8 @@ static void residual_task(void *ctx, int task, int thread)
     const struct residual_job *j = ctx;
     (void)thread;
     int r0 = task * ROWS_PER_TASK, rows = j->n_rows - r0 < ROWS_PER_TASK ? j->n_rows - r0 : ROWS_PER_TASK;
-    bias_residual_layernorm(j->x + (size_t)r0 * j->n, j->y + (size_t)r0 * j->n, j->bias, j->g, j->b,
-                            rows, j->n, j->eps);
+    for (int r = r0; r < r0 + rows; r++)
+        gemm_layernorm_row(j->x + (size_t)r * j->n, j->y + (size_t)r * j->n, j->bias, j->g, j->b, j->n, j->eps);
 }
 
 static void residual_layernorm(threadpool *pool, float *x, float *y, const float *bias, const float *g,
@@ -241,7 +211,7 @@ int bert_forward_debug(const bert_model *m, const bert_batch *b, float *logits, 
             const float *ty = m->type_emb + (size_t)b->type_ids[off + t] * H;
             for (int i = 0; i < H; i++)
                 row[i] = w[i] + p[i] + ty[i];
-            layernorm_row(row, m->emb_ln_g, m->emb_ln_b, H, c->layer_norm_eps);
+            gemm_layernorm_row(row, NULL, NULL, m->emb_ln_g, m->emb_ln_b, H, c->layer_norm_eps);
         }
         off += (size_t)b->lens[q];
     }

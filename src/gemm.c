@@ -169,13 +169,65 @@ INLINE void tile(const int MR, int rows, const float *a, int lda, const float *w
         return total;                                                                           \
     }
 
+/* x = LayerNorm(x + add + bias) over one row (add and bias may be NULL). Mean and variance
+ * accumulate in double, 8 lanes at a time: rows hold outliers, and float sums would cost
+ * accuracy; the lanes keep it vectorized. */
+typedef float v8f __attribute__((vector_size(32)));
+typedef double v8d __attribute__((vector_size(64)));
+
+#define DEFINE_LAYERNORM(NAME, TARGET)                                                          \
+    TARGET static void NAME(float *x, const float *add, const float *bias, const float *g,     \
+                            const float *b, int n, float eps)                                  \
+    {                                                                                           \
+        int n8 = n / 8 * 8;                                                                     \
+        v8d sum8 = {0};                                                                         \
+        double sum = 0;                                                                         \
+        for (int i = 0; i < n8; i += 8) {                                                       \
+            v8f v;                                                                              \
+            memcpy(&v, x + i, sizeof v);                                                        \
+            if (add) {                                                                          \
+                v8f a, c;                                                                       \
+                memcpy(&a, add + i, sizeof a);                                                  \
+                memcpy(&c, bias + i, sizeof c);                                                 \
+                v = a + c + v;                                                                  \
+                memcpy(x + i, &v, sizeof v);                                                    \
+            }                                                                                   \
+            sum8 += __builtin_convertvector(v, v8d);                                            \
+        }                                                                                       \
+        for (int i = n8; i < n; i++) {                                                          \
+            if (add)                                                                            \
+                x[i] = add[i] + bias[i] + x[i];                                                 \
+            sum += x[i];                                                                        \
+        }                                                                                       \
+        for (int j = 0; j < 8; j++)                                                             \
+            sum += sum8[j];                                                                     \
+        double mean = sum / n, sq = 0;                                                          \
+        v8d sq8 = {0};                                                                          \
+        for (int i = 0; i < n8; i += 8) {                                                       \
+            v8f v;                                                                              \
+            memcpy(&v, x + i, sizeof v);                                                        \
+            v8d dv = __builtin_convertvector(v, v8d) - mean;                                    \
+            sq8 += dv * dv;                                                                     \
+        }                                                                                       \
+        for (int i = n8; i < n; i++)                                                            \
+            sq += (x[i] - mean) * (x[i] - mean);                                                \
+        for (int j = 0; j < 8; j++)                                                             \
+            sq += sq8[j];                                                                       \
+        float m = (float)mean, rstd = (float)(1.0 / sqrt(sq / n + eps));                        \
+        for (int i = 0; i < n; i++)                                                             \
+            x[i] = (x[i] - m) * rstd * g[i] + b[i];                                             \
+    }
+
 #if defined(__x86_64__)
+DEFINE_LAYERNORM(layernorm_avx512, __attribute__((target("avx512f,fma"))))
+DEFINE_LAYERNORM(layernorm_avx2, __attribute__((target("avx2,fma"))))
 DEFINE_PANELS(panels_avx512, __attribute__((target("avx512f,fma"))), 12)
 DEFINE_PANELS(panels_avx2, __attribute__((target("avx2,fma"))), 4)
 DEFINE_EXP_ROW(exp_row_avx512, __attribute__((target("avx512f,fma"))))
 DEFINE_EXP_ROW(exp_row_avx2, __attribute__((target("avx2,fma"))))
 #endif
 DEFINE_PANELS(panels_generic, , 4)
+DEFINE_LAYERNORM(layernorm_generic, )
 DEFINE_EXP_ROW(exp_row_generic, )
 
 enum isa { ISA_GENERIC, ISA_AVX2, ISA_AVX512 };
@@ -225,6 +277,23 @@ float gemm_exp_row(float *x, int n, float max, float scale)
 #endif
     default:
         return exp_row_generic(x, n, max, scale);
+    }
+}
+
+void gemm_layernorm_row(float *x, const float *add, const float *bias, const float *g, const float *b, int n,
+                        float eps)
+{
+    switch (cpu_isa()) {
+#if defined(__x86_64__)
+    case ISA_AVX512:
+        layernorm_avx512(x, add, bias, g, b, n, eps);
+        return;
+    case ISA_AVX2:
+        layernorm_avx2(x, add, bias, g, b, n, eps);
+        return;
+#endif
+    default:
+        layernorm_generic(x, add, bias, g, b, n, eps);
     }
 }
 
