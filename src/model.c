@@ -123,8 +123,15 @@ int bert_config_load(const char *path, bert_config *cfg, char *err)
     char *text = read_whole_file(path, &len, err);
     if (!text)
         return -1;
-    cJSON *root = cJSON_ParseWithLength(text, len);
+    int rc = bert_config_parse_json(text, len, path, cfg, err);
     free(text);
+    return rc;
+}
+
+int bert_config_parse_json(const char *json, size_t len, const char *path, bert_config *cfg, char *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cJSON *root = cJSON_ParseWithLength(json, len);
     int rc = config_parse(root, path, cfg, err);
     cJSON_Delete(root);
     if (rc != 0)
