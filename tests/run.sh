@@ -2,6 +2,7 @@
 # The whole test suite: builds (if needed) and runs ctest plus every other check.
 #   tests/run.sh              Release build in build/
 #   tests/run.sh --sanitize   AddressSanitizer + UBSan build in build-asan/
+# The normal pass also runs each libFuzzer target for 30 s (tests/fuzz.sh, clang).
 # Test assets come from $BERTSERVE_SHARED (default: ../shared beside the project).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +25,12 @@ cmake --build "$build" -j "$(nproc)"
 
 echo "== ctest ($build)"
 (cd "$build" && ctest --output-on-failure -j "$(nproc)")
+
+if [ "$build" = build ]; then
+  # libFuzzer builds its own instrumented tree (build-fuzz/); once per CI run is enough.
+  echo "== fuzz"
+  tests/fuzz.sh 30
+fi
 
 echo "== shellcheck"
 command -v shellcheck >/dev/null || { echo "FAIL: shellcheck is not installed (apt-get install shellcheck)"; exit 1; }
