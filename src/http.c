@@ -427,6 +427,23 @@ static enum metrics_route route_of(const char *url)
     return ROUTE_OTHER;
 }
 
+/* True if the Authorization header is "Bearer <key>" (the scheme in any case, RFC 6750). The
+ * comparison takes the same time wherever the given token differs, so response timing does
+ * not reveal how much of the key a guess got right. */
+static bool bearer_matches(const char *authorization, const char *key)
+{
+    if (!authorization || strncasecmp(authorization, "Bearer ", 7))
+        return false;
+    const char *given = authorization + 7;
+    while (*given == ' ')
+        given++;
+    size_t n = strlen(given), k = strlen(key);
+    unsigned diff = n != k;
+    for (size_t i = 0; i < k; i++)
+        diff |= (unsigned char)key[i] ^ (unsigned char)(i < n ? given[i] : 0);
+    return diff == 0;
+}
+
 /* X-Request-Id is echoed when it is short and plain (it lands in logs), else generated. */
 static void request_id(http_server *s, struct MHD_Connection *c, char out[72])
 {
@@ -481,6 +498,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                            cl, s->d.cfg->max_body_bytes);
             return MHD_YES;
         }
+        if (s->d.cfg->api_key &&
+            !bearer_matches(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+                            s->d.cfg->api_key))
+            return respond_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized", MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer",
+                                 "/predict needs the header \"Authorization: Bearer <API key>\"");
         if (strcmp(method, "POST"))
             return respond_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", MHD_HTTP_HEADER_ALLOW, "POST",
                                  "%s is not allowed on /predict; use POST", method);
