@@ -94,7 +94,8 @@ static int replay_dir(const char *dir)
         n++;
     }
     closedir(d);
-    qsort(names, n, sizeof *names, by_name);
+    if (n > 0) /* qsort must not be given NULL, even for no elements */
+        qsort(names, n, sizeof *names, by_name);
     int count = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         char path[4096];
