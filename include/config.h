@@ -22,6 +22,7 @@ struct config {
     int stall_seconds;    /* /health turns 503 after the workers stall this long; 0: never */
     int grace_seconds;    /* drain bound after SIGTERM/SIGINT */
     bool log_json, log_text;
+    const char *api_key;  /* NULL: /predict is open; else it needs "Authorization: Bearer KEY" */
 };
 
 enum config_result { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_EXIT_USAGE };

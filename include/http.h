@@ -1,4 +1,4 @@
-/* The HTTP side of the daemon (libmicrohttpd): routes, request parsing and validation,
+/* The HTTP side of the daemon (libmicrohttpd): routes, the /predict body (parsed by request.h),
  * tokenization, JSON responses, request logs. Hands plain token arrays to the compute workers
  * (worker.h) and suspends the connection until they answer. */
 #ifndef HTTP_H

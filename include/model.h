@@ -49,6 +49,9 @@ void bert_model_free(bert_model *m);
 
 /* Parses dir/config.json alone (used by bert_model_load, and by tools that make weights). */
 int bert_config_load(const char *path, bert_config *cfg, char *err);
+/* The same for config.json's text held in memory (len bytes, not NUL-terminated); path names
+ * the file in messages. For tests and fuzzing. */
+int bert_config_parse_json(const char *json, size_t len, const char *path, bert_config *cfg, char *err);
 void bert_config_free(bert_config *cfg);
 
 /* Hex sha256 of a file (65 bytes with NUL), for /info; -1 with err on read failure. */

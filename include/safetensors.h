@@ -30,6 +30,9 @@ typedef struct {
  * every entry's dtype and shape, data_offsets inside the data area, consistent with the
  * shape, and not overlapping another tensor. The file stays open for st_read_f32. */
 int st_open(st_file *st, const char *path, char *err);
+/* The same for a file held in memory (size bytes at data, which must outlive st); name stands
+ * for the path in messages. For tests and fuzzing. */
+int st_open_memory(st_file *st, const char *name, const void *data, size_t size, char *err);
 void st_close(st_file *st);
 
 const st_tensor *st_find(const st_file *st, const char *name);

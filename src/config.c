@@ -76,6 +76,9 @@ static const struct option_spec specs[] = {
      0},
     {"--log-text", "BERTSERVE_LOG_TEXT", NULL, "include request texts in the log (off: they may be private)", FLAG,
      OFF(log_text), 0, 0},
+    {"--api-key", "BERTSERVE_API_KEY", "KEY",
+     "require \"Authorization: Bearer KEY\" on /predict (prefer the environment: argv is visible to all)", STR,
+     OFF(api_key), 0, 0},
 };
 
 static void usage(FILE *f, const struct config *d)
@@ -87,7 +90,7 @@ static void usage(FILE *f, const struct config *d)
         snprintf(left, sizeof left, "%s%s%s", s->flag, s->arg ? " " : "", s->arg ? s->arg : "");
         const char *p = (const char *)d + s->offset;
         char def[128] = "";
-        if (s->kind == STR)
+        if (s->kind == STR && *(const char *const *)p)
             snprintf(def, sizeof def, " (default %s)", *(const char *const *)p);
         else if (s->kind == INT)
             snprintf(def, sizeof def, " (default %d)", *(const int *)p);

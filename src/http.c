@@ -2,9 +2,9 @@
 
 #include "bs_error.h"
 #include "gemm.h"
-#include "json_text.h"
 #include "logger.h"
 #include "predict.h"
+#include "request.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -41,8 +41,6 @@ struct http_server {
     char weights_sha256[80];
 };
 
-enum shape { SHAPE_TEXT, SHAPE_TEXTS, SHAPE_TEI_ONE, SHAPE_TEI_BATCH };
-
 /* One HTTP request, from its first byte to the completed callback. */
 struct request {
     http_server *srv;
@@ -55,14 +53,10 @@ struct request {
     char *body;
     size_t len, cap;
     /* /predict */
-    cJSON *root;         /* the parsed request; the texts below point into it */
-    enum shape shape;
-    int n;               /* texts (or pairs) */
-    const char **texts, **pairs;
-    int *tokens;
+    struct predict_request req; /* the parsed body (request.h) */
+    int *tokens;         /* per text, after truncation */
     bool *truncated;
-    bool raw_scores, submitted;
-    enum truncation_side truncate_side; /* TEI's truncation_direction */
+    bool submitted;
     atomic_bool finished; /* set by the worker before it resumes the connection */
     double tokenize_s;
     struct job job;
@@ -217,7 +211,7 @@ static enum MHD_Result handle_get(struct request *r)
     }
 }
 
-/* ---- /predict: parsing and validation ---------------------------------------------------- */
+/* ---- /predict: content type and tokenization (request.c parses and validates the body) ---- */
 
 /* Content-Type must be application/json; a charset parameter may say utf-8. */
 static bool json_content_type(const char *ct)
@@ -254,25 +248,10 @@ static bool json_content_type(const char *ct)
     return true;
 }
 
-static bool is_string_array(const cJSON *a, int *n)
-{
-    *n = cJSON_GetArraySize(a);
-    for (const cJSON *e = a->child; e; e = e->next)
-        if (!cJSON_IsString(e))
-            return false;
-    return true;
-}
-
-/* Fills r->texts/pairs from the parsed body. Returns 0, or -1 with status/type/message set. */
-struct failure {
-    unsigned status;
-    const char *type;
-    char msg[BS_ERR_LEN + 128];
-};
-
-static int fail(struct failure *f, unsigned status, const char *type, const char *fmt, ...)
+/* A refusal found while tokenizing, in the parser's error shape (request.h). */
+static int fail(struct request_error *f, unsigned status, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static int fail(struct failure *f, unsigned status, const char *type, const char *fmt, ...)
+static int fail(struct request_error *f, unsigned status, const char *type, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -283,139 +262,32 @@ static int fail(struct failure *f, unsigned status, const char *type, const char
     return -1;
 }
 
-static int alloc_inputs(struct request *r, int n, struct failure *f)
-{
-    r->n = n;
-    r->texts = calloc((size_t)n, sizeof *r->texts);
-    r->pairs = calloc((size_t)n, sizeof *r->pairs);
-    r->tokens = calloc((size_t)n, sizeof *r->tokens);
-    r->truncated = calloc((size_t)n, sizeof *r->truncated);
-    if (!r->texts || !r->pairs || !r->tokens || !r->truncated)
-        return fail(f, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
-    return 0;
-}
-
-static int parse_inputs(struct request *r, bool *truncate, struct failure *f)
-{
-    const struct config *cfg = r->srv->d.cfg;
-    cJSON *root = r->root;
-    if (!cJSON_IsObject(root))
-        return fail(f, 422, "validation", "the request body must be a JSON object");
-    cJSON *text = cJSON_GetObjectItemCaseSensitive(root, "text");
-    cJSON *texts = cJSON_GetObjectItemCaseSensitive(root, "texts");
-    cJSON *inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");
-    int given = (text != NULL) + (texts != NULL) + (inputs != NULL);
-    if (given == 0)
-        return fail(f, 422, "validation", "missing \"text\" (or \"texts\", or TEI's \"inputs\")");
-    if (given > 1)
-        return fail(f, 422, "validation", "give only one of \"text\", \"texts\" and \"inputs\"");
-
-    cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "truncate");
-    if (t && !cJSON_IsBool(t))
-        return fail(f, 422, "validation", "\"truncate\" must be true or false");
-    *truncate = !t || cJSON_IsTrue(t);
-    cJSON *raw = cJSON_GetObjectItemCaseSensitive(root, "raw_scores");
-    if (raw && !cJSON_IsBool(raw))
-        return fail(f, 422, "validation", "\"raw_scores\" must be true or false");
-    r->raw_scores = raw && cJSON_IsTrue(raw);
-    cJSON *dir = cJSON_GetObjectItemCaseSensitive(root, "truncation_direction");
-    if (dir && (!cJSON_IsString(dir) || (strcasecmp(dir->valuestring, "right") && strcasecmp(dir->valuestring, "left"))))
-        return fail(f, 422, "validation", "\"truncation_direction\" must be \"right\" or \"left\"");
-    r->truncate_side = dir && !strcasecmp(dir->valuestring, "left") ? TRUNCATE_LEFT : TRUNCATE_RIGHT;
-
-    int n = 0;
-    if (text) {
-        if (!cJSON_IsString(text))
-            return fail(f, 422, "validation", "\"text\" must be a string");
-        r->shape = SHAPE_TEXT;
-        if (alloc_inputs(r, 1, f))
-            return -1;
-        r->texts[0] = text->valuestring;
-        return 0;
-    }
-    if (texts) {
-        if (!cJSON_IsArray(texts))
-            return fail(f, 422, "validation", "\"texts\" must be an array of strings");
-        bool strings = is_string_array(texts, &n);
-        if (n == 0)
-            return fail(f, 422, "validation", "\"texts\" is empty");
-        if (n > cfg->max_texts)
-            return fail(f, 422, "validation", "\"texts\" holds %d texts, more than the limit of %d", n,
-                        cfg->max_texts);
-        if (!strings)
-            return fail(f, 422, "validation", "every item of \"texts\" must be a string");
-        r->shape = SHAPE_TEXTS;
-        if (alloc_inputs(r, n, f))
-            return -1;
-        int i = 0;
-        for (cJSON *e = texts->child; e; e = e->next)
-            r->texts[i++] = e->valuestring;
-        return 0;
-    }
-    /* TEI: "text" | ["a", "b"] (one pair) | [item, ...] with item "t", ["t"] or ["q", "d"]. */
-    if (cJSON_IsString(inputs)) {
-        r->shape = SHAPE_TEI_ONE;
-        if (alloc_inputs(r, 1, f))
-            return -1;
-        r->texts[0] = inputs->valuestring;
-        return 0;
-    }
-    if (!cJSON_IsArray(inputs))
-        return fail(f, 422, "validation", "\"inputs\" must be a string, a pair of strings or an array of inputs");
-    bool strings = is_string_array(inputs, &n);
-    if (n == 0)
-        return fail(f, 422, "validation", "\"inputs\" is empty");
-    if (strings && n == 2) {
-        r->shape = SHAPE_TEI_ONE;
-        if (alloc_inputs(r, 1, f))
-            return -1;
-        r->texts[0] = inputs->child->valuestring;
-        r->pairs[0] = inputs->child->next->valuestring;
-        return 0;
-    }
-    if (n > cfg->max_texts)
-        return fail(f, 422, "validation", "\"inputs\" holds %d inputs, more than the limit of %d", n, cfg->max_texts);
-    r->shape = SHAPE_TEI_BATCH;
-    if (alloc_inputs(r, n, f))
-        return -1;
-    int i = 0;
-    for (cJSON *e = inputs->child; e; e = e->next, i++) {
-        int m = 0;
-        if (cJSON_IsString(e)) {
-            r->texts[i] = e->valuestring;
-        } else if (cJSON_IsArray(e) && is_string_array(e, &m) && (m == 1 || m == 2)) {
-            r->texts[i] = e->child->valuestring;
-            r->pairs[i] = m == 2 ? e->child->next->valuestring : NULL;
-        } else {
-            return fail(f, 422, "validation", "inputs[%d] must be a string or an array of one or two strings", i);
-        }
-    }
-    return 0;
-}
-
 /* Tokenizes every input into the job's packed arrays. */
-static int tokenize_inputs(struct request *r, bool truncate, struct failure *f)
+static int tokenize_inputs(struct request *r, struct request_error *f)
 {
     const struct http_deps *d = &r->srv->d;
+    const struct predict_request *q = &r->req;
     encoding e = {0};
     int rc = 0;
     struct job *j = &r->job;
-    j->lens = calloc((size_t)r->n, sizeof *j->lens);
-    j->logits = calloc((size_t)r->n * (size_t)d->model->cfg.n_labels, sizeof *j->logits);
-    if (!j->lens || !j->logits)
+    r->tokens = calloc((size_t)q->n, sizeof *r->tokens);
+    r->truncated = calloc((size_t)q->n, sizeof *r->truncated);
+    j->lens = calloc((size_t)q->n, sizeof *j->lens);
+    j->logits = calloc((size_t)q->n * (size_t)d->model->cfg.n_labels, sizeof *j->logits);
+    if (!r->tokens || !r->truncated || !j->lens || !j->logits)
         return fail(f, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
     char err[BS_ERR_LEN];
-    const char *what = r->shape == SHAPE_TEXT ? "\"text\"" : r->shape == SHAPE_TEXTS ? "texts" : "inputs";
-    bool indexed = r->shape == SHAPE_TEXTS || r->shape == SHAPE_TEI_BATCH;
-    for (int i = 0; i < r->n && rc == 0; i++) {
+    const char *what = q->shape == SHAPE_TEXT ? "\"text\"" : q->shape == SHAPE_TEXTS ? "texts" : "inputs";
+    bool indexed = q->shape == SHAPE_TEXTS || q->shape == SHAPE_TEI_BATCH;
+    for (int i = 0; i < q->n && rc == 0; i++) {
         char where[48];
         if (indexed)
             snprintf(where, sizeof where, "%s[%d]", what, i);
         else
             snprintf(where, sizeof where, "%s", what);
-        const char *pair = r->pairs[i];
-        if (tokenizer_encode_truncating(d->tok, r->texts[i], strlen(r->texts[i]), pair, pair ? strlen(pair) : 0,
-                                        d->max_len, r->truncate_side, &e, err)) {
+        const char *pair = q->pairs[i];
+        if (tokenizer_encode_truncating(d->tok, q->texts[i], strlen(q->texts[i]), pair, pair ? strlen(pair) : 0,
+                                        d->max_len, q->truncate_side, &e, err)) {
             rc = fail(f, 422, "validation", "%s: %s", where, err);
             break;
         }
@@ -424,7 +296,7 @@ static int tokenize_inputs(struct request *r, bool truncate, struct failure *f)
             rc = fail(f, 422, "validation", "%s is empty or only whitespace", where);
             break;
         }
-        if (e.truncated && !truncate) {
+        if (e.truncated && !q->truncate) {
             rc = fail(f, 413, "validation",
                       "%s is %d tokens, over the limit of %d tokens; send \"truncate\": true to truncate it", where,
                       e.n_untruncated, d->max_len);
@@ -438,7 +310,7 @@ static int tokenize_inputs(struct request *r, bool truncate, struct failure *f)
         r->tokens[i] = e.n;
         r->truncated[i] = e.truncated;
     }
-    j->n_seqs = r->n;
+    j->n_seqs = q->n;
     encoding_free(&e);
     return rc;
 }
@@ -454,9 +326,9 @@ static cJSON *result_object(struct request *r, int i, float *probs_out, int *bes
     *best_out = best;
     memcpy(probs_out, probs, (size_t)m->cfg.n_labels * sizeof *probs);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "text", r->texts[i]);
-    if (r->pairs[i])
-        cJSON_AddStringToObject(o, "text_pair", r->pairs[i]);
+    cJSON_AddStringToObject(o, "text", r->req.texts[i]);
+    if (r->req.pairs[i])
+        cJSON_AddStringToObject(o, "text_pair", r->req.pairs[i]);
     cJSON_AddStringToObject(o, "prediction", m->cfg.labels[best]);
     cJSON_AddNumberToObject(o, "confidence", probs[best]);
     prediction_add_scores(o, "scores", &m->cfg, probs);
@@ -472,7 +344,7 @@ static cJSON *tei_list(struct request *r, int i, float *probs_out, int *best_out
     int L = m->cfg.n_labels;
     const float *logits = r->job.logits + (size_t)i * (size_t)L;
     *best_out = prediction_compute(m, logits, probs_out);
-    const float *values = r->raw_scores ? logits : probs_out;
+    const float *values = r->req.raw_scores ? logits : probs_out;
     int order[BERT_MAX_LABELS];
     prediction_order(values, L, order);
     cJSON *a = cJSON_CreateArray();
@@ -491,19 +363,20 @@ static enum MHD_Result predict_answer(struct request *r)
     struct job *j = &r->job;
     if (j->status)
         return ERR(r, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "%s", j->err);
-    metrics_job(s->d.metrics, j->t_started - j->t_queued, r->tokenize_s, j->t_finished - j->t_started, r->n);
+    metrics_job(s->d.metrics, j->t_started - j->t_queued, r->tokenize_s, j->t_finished - j->t_started, r->req.n);
     cJSON *out = NULL, *list = NULL;
-    if (r->shape == SHAPE_TEXTS) {
+    enum predict_shape shape = r->req.shape;
+    if (shape == SHAPE_TEXTS) {
         out = cJSON_CreateObject();
         list = cJSON_AddArrayToObject(out, "results");
-    } else if (r->shape == SHAPE_TEI_BATCH) {
+    } else if (shape == SHAPE_TEI_BATCH) {
         out = list = cJSON_CreateArray();
     }
-    for (int i = 0; i < r->n; i++) {
+    for (int i = 0; i < r->req.n; i++) {
         float probs[BERT_MAX_LABELS];
         int best;
-        cJSON *item = r->shape == SHAPE_TEXT || r->shape == SHAPE_TEXTS ? result_object(r, i, probs, &best)
-                                                                        : tei_list(r, i, probs, &best);
+        cJSON *item = shape == SHAPE_TEXT || shape == SHAPE_TEXTS ? result_object(r, i, probs, &best)
+                                                                  : tei_list(r, i, probs, &best);
         metrics_text(s->d.metrics, r->tokens[i]);
         metrics_prediction(s->d.metrics, best, probs[best]);
         if (list)
@@ -511,7 +384,7 @@ static enum MHD_Result predict_answer(struct request *r)
         else
             out = item;
     }
-    if (r->shape == SHAPE_TEXT || r->shape == SHAPE_TEXTS)
+    if (shape == SHAPE_TEXT || shape == SHAPE_TEXTS)
         cJSON_AddNumberToObject(out, "processing_time_ms", (monotonic_seconds() - r->t_start) * 1000.0);
     return respond_json(r, MHD_HTTP_OK, out, NULL, NULL);
 }
@@ -530,19 +403,12 @@ static enum MHD_Result predict_body_complete(struct request *r)
 {
     http_server *s = r->srv;
     double t0 = monotonic_seconds();
-    json_replace_nul_escapes(r->body, r->len);
-    r->root = cJSON_ParseWithLength(r->body ? r->body : "", r->len);
-    if (!r->root && json_has_lone_surrogate(r->body ? r->body : "", r->len))
-        return ERR(r, 422, "validation",
-                   "a \\u escape encodes an unpaired UTF-16 surrogate, which is not valid text");
-    if (!r->root)
-        return ERR(r, MHD_HTTP_BAD_REQUEST, "invalid_json", "the request body is not valid JSON");
-    struct failure f;
-    bool truncate = true;
-    if (parse_inputs(r, &truncate, &f) || tokenize_inputs(r, truncate, &f))
+    struct predict_limits limits = {.max_texts = s->d.cfg->max_texts};
+    struct request_error f;
+    if (predict_request_parse(r->body, r->len, &limits, &r->req, &f) || tokenize_inputs(r, &f))
         return ERR(r, f.status, f.type, "%s", f.msg);
     r->tokenize_s = monotonic_seconds() - t0;
-    free(r->body); /* the texts live in r->root; the raw body is no longer needed */
+    free(r->body); /* the texts live in r->req.root; the raw body is no longer needed */
     r->body = NULL;
     r->job.done = job_done;
     r->job.arg = r;
@@ -572,6 +438,23 @@ static enum metrics_route route_of(const char *url)
         if (!strcmp(url, routes[i].path))
             return routes[i].route;
     return ROUTE_OTHER;
+}
+
+/* True if the Authorization header is "Bearer <key>" (the scheme in any case, RFC 6750). The
+ * comparison takes the same time wherever the given token differs, so response timing does
+ * not reveal how much of the key a guess got right. */
+static bool bearer_matches(const char *authorization, const char *key)
+{
+    if (!authorization || strncasecmp(authorization, "Bearer ", 7))
+        return false;
+    const char *given = authorization + 7;
+    while (*given == ' ')
+        given++;
+    size_t n = strlen(given), k = strlen(key);
+    unsigned diff = n != k;
+    for (size_t i = 0; i < k; i++)
+        diff |= (unsigned char)key[i] ^ (unsigned char)(i < n ? given[i] : 0);
+    return diff == 0;
 }
 
 /* X-Request-Id is echoed when it is short and plain (it lands in logs), else generated. */
@@ -628,6 +511,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                            cl, s->d.cfg->max_body_bytes);
             return MHD_YES;
         }
+        if (s->d.cfg->api_key &&
+            !bearer_matches(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+                            s->d.cfg->api_key))
+            return respond_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized", MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer",
+                                 "/predict needs the header \"Authorization: Bearer <API key>\"");
         if (strcmp(method, "POST"))
             return respond_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", MHD_HTTP_HEADER_ALLOW, "POST",
                                  "%s is not allowed on /predict; use POST", method);
@@ -706,12 +594,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static cJSON *json_texts(const struct request *r)
 {
     cJSON *a = cJSON_CreateArray();
-    for (int i = 0; i < r->n; i++) {
-        if (r->pairs[i]) {
-            const char *both[2] = {r->texts[i], r->pairs[i]};
+    const struct predict_request *q = &r->req;
+    for (int i = 0; i < q->n; i++) {
+        if (q->pairs[i]) {
+            const char *both[2] = {q->texts[i], q->pairs[i]};
             cJSON_AddItemToArray(a, cJSON_CreateStringArray(both, 2));
         } else {
-            cJSON_AddItemToArray(a, cJSON_CreateString(r->texts[i]));
+            cJSON_AddItemToArray(a, cJSON_CreateString(q->texts[i]));
         }
     }
     return a;
@@ -738,14 +627,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     cJSON_AddStringToObject(f, "request_id", r->id);
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         cJSON_AddBoolToObject(f, "aborted", true);
-    if (s->d.cfg->log_text && r->n > 0)
+    if (s->d.cfg->log_text && r->req.n > 0)
         cJSON_AddItemToObject(f, "texts", json_texts(r));
     log_event(s->d.cfg->log_json, "request", f);
 
-    cJSON_Delete(r->root);
+    predict_request_free(&r->req);
     free(r->body);
-    free(r->texts);
-    free(r->pairs);
     free(r->tokens);
     free(r->truncated);
     packed_tokens_free(&r->job.tokens);

@@ -88,9 +88,12 @@ static int config_parse(const cJSON *root, const char *path, bert_config *cfg, c
     const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_eps");
     cfg->layer_norm_eps = 1e-12f; /* HF's default */
     if (eps) {
-        if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0 && eps->valuedouble < 1))
-            return bs_fail(err, "%s: field layer_norm_eps must be a number between 0 and 1", path);
-        cfg->layer_norm_eps = (float)eps->valuedouble;
+        /* Checked as the float it becomes: 1e-50 is above 0 as a double but 0 as a float, and
+         * LayerNorm would then divide by zero on a constant row. */
+        float v = cJSON_IsNumber(eps) ? (float)eps->valuedouble : 0;
+        if (!(v > 0 && v < 1))
+            return bs_fail(err, "%s: field layer_norm_eps must be a number between 0 and 1 (above 1e-45)", path);
+        cfg->layer_norm_eps = v;
     }
 
     /* HF's "gelu" is the exact erf form; the tanh approximations would give other logits. */
@@ -123,8 +126,15 @@ int bert_config_load(const char *path, bert_config *cfg, char *err)
     char *text = read_whole_file(path, &len, err);
     if (!text)
         return -1;
-    cJSON *root = cJSON_ParseWithLength(text, len);
+    int rc = bert_config_parse_json(text, len, path, cfg, err);
     free(text);
+    return rc;
+}
+
+int bert_config_parse_json(const char *json, size_t len, const char *path, bert_config *cfg, char *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cJSON *root = cJSON_ParseWithLength(json, len);
     int rc = config_parse(root, path, cfg, err);
     cJSON_Delete(root);
     if (rc != 0)

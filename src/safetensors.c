@@ -179,6 +179,32 @@ static int parse_header(st_file *st, const char *json, size_t len, size_t data_l
     return rc ? rc : check_overlaps(st, err);
 }
 
+/* Reads and checks the header of st->f, a file of size bytes, from its start. */
+static int read_header(st_file *st, size_t size, char *err)
+{
+    const char *path = st->path;
+    unsigned char len8[8];
+    if (size < 8 || fread(len8, 1, 8, st->f) != 8)
+        return bs_fail(err, "%s: truncated: shorter than the 8-byte header length", path);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = hlen << 8 | len8[i];
+    if (hlen > size - 8 || hlen > ST_MAX_HEADER || hlen < 2)
+        return bs_fail(err, "%s: header length %llu does not fit in the file of %zu bytes", path,
+                       (unsigned long long)hlen, size);
+    char *json = malloc((size_t)hlen);
+    if (!json)
+        return bs_fail(err, "%s: out of memory for the header", path);
+    if (fread(json, 1, (size_t)hlen, st->f) != hlen) {
+        free(json);
+        return bs_fail(err, "%s: read error in the header", path);
+    }
+    st->data_start = 8 + (size_t)hlen;
+    int rc = parse_header(st, json, (size_t)hlen, size - st->data_start, err);
+    free(json);
+    return rc;
+}
+
 int st_open(st_file *st, const char *path, char *err)
 {
     memset(st, 0, sizeof *st);
@@ -187,37 +213,23 @@ int st_open(st_file *st, const char *path, char *err)
     if (!st->f)
         return bs_fail(err, "%s: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fileno(st->f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    int rc = fstat(fileno(st->f), &sb) != 0 || !S_ISREG(sb.st_mode)
+                 ? bs_fail(err, "%s: not a regular file", path)
+                 : read_header(st, (size_t)sb.st_size, err);
+    if (rc != 0)
         st_close(st);
-        return bs_fail(err, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)sb.st_size;
-    unsigned char len8[8];
-    if (size < 8 || fread(len8, 1, 8, st->f) != 8) {
-        st_close(st);
-        return bs_fail(err, "%s: truncated: shorter than the 8-byte header length", path);
-    }
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--)
-        hlen = hlen << 8 | len8[i];
-    if (hlen > size - 8 || hlen > ST_MAX_HEADER || hlen < 2) {
-        st_close(st);
-        return bs_fail(err, "%s: header length %llu does not fit in the file of %zu bytes", path,
-                       (unsigned long long)hlen, size);
-    }
-    char *json = malloc((size_t)hlen);
-    if (!json) {
-        st_close(st);
-        return bs_fail(err, "%s: out of memory for the header", path);
-    }
-    if (fread(json, 1, (size_t)hlen, st->f) != hlen) {
-        free(json);
-        st_close(st);
-        return bs_fail(err, "%s: read error in the header", path);
-    }
-    st->data_start = 8 + (size_t)hlen;
-    int rc = parse_header(st, json, (size_t)hlen, size - st->data_start, err);
-    free(json);
+    return rc;
+}
+
+int st_open_memory(st_file *st, const char *name, const void *data, size_t size, char *err)
+{
+    memset(st, 0, sizeof *st);
+    st->path = name;
+    /* fmemopen wants a writable buffer, but a stream opened "rb" never writes to it. glibc
+     * refuses size 0, which read_header reports as truncated without touching the stream. */
+    if (size > 0 && !(st->f = fmemopen((void *)data, size, "rb")))
+        return bs_fail(err, "%s: %s", name, strerror(errno));
+    int rc = read_header(st, size, err);
     if (rc != 0)
         st_close(st);
     return rc;

@@ -2,6 +2,7 @@
 # The whole test suite: builds (if needed) and runs ctest plus every other check.
 #   tests/run.sh              Release build in build/
 #   tests/run.sh --sanitize   AddressSanitizer + UBSan build in build-asan/
+# The normal pass also runs each libFuzzer target for 30 s (tests/fuzz.sh, clang).
 # Test assets come from $BERTSERVE_SHARED (default: ../shared beside the project).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,6 +32,12 @@ soak_seconds=${SOAK_SECONDS:-60}
 [ "$build" = "build" ] || soak_seconds=${SOAK_SECONDS:-30}
 echo "== soak ($build, $soak_seconds s)"
 SOAK_SECONDS=$soak_seconds python3 tests/soak.py "$build"
+
+if [ "$build" = build ]; then
+  # libFuzzer builds its own instrumented tree (build-fuzz/); once per CI run is enough.
+  echo "== fuzz"
+  tests/fuzz.sh 30
+fi
 
 echo "== shellcheck"
 command -v shellcheck >/dev/null || { echo "FAIL: shellcheck is not installed (apt-get install shellcheck)"; exit 1; }

@@ -1,0 +1,59 @@
+/* Fuzz target: the /predict body parser and validator (request.h) on arbitrary bodies. The
+ * body is a heap copy of exactly the input's size and not NUL-terminated, as the daemon hands
+ * it over, so a read past its end is caught. A small max_texts (8) puts the limit within reach.
+ * Checks: success gives 1..max_texts NUL-terminated inputs matching the shape; failure gives
+ * one of the statuses the README documents with a message and leaves nothing allocated. */
+#include "fuzz_target.h"
+#include "request.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_TEXTS 8
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *body = size ? malloc(size) : NULL;
+    FUZZ_ASSERT(!size || body, "out of memory");
+    if (size)
+        memcpy(body, data, size);
+    struct predict_limits lim = {.max_texts = MAX_TEXTS};
+    struct predict_request req;
+    struct request_error e;
+    if (predict_request_parse(body, size, &lim, &req, &e) != 0) {
+        FUZZ_ASSERT(e.status == 400 || e.status == 422 || e.status == 500, "status %u", e.status);
+        FUZZ_ASSERT(e.type && e.msg[0], "error without type or message");
+        FUZZ_ASSERT((e.status == 400) == !strcmp(e.type, "invalid_json"), "status %u with type %s", e.status, e.type);
+        FUZZ_ASSERT(!req.root && !req.texts && !req.pairs && req.n == 0, "a failed parse left a request");
+        free(body);
+        return 0;
+    }
+    FUZZ_ASSERT(req.root && req.n >= 1 && req.n <= MAX_TEXTS, "n %d", req.n);
+    switch (req.shape) {
+    case SHAPE_TEXT:
+        FUZZ_ASSERT(req.n == 1 && !req.pairs[0], "a single text");
+        break;
+    case SHAPE_TEXTS:
+        for (int i = 0; i < req.n; i++)
+            FUZZ_ASSERT(!req.pairs[i], "texts hold no pairs");
+        break;
+    case SHAPE_TEI_ONE:
+        FUZZ_ASSERT(req.n == 1, "one TEI input");
+        break;
+    case SHAPE_TEI_BATCH:
+        break;
+    default:
+        FUZZ_ASSERT(0, "unknown shape %d", (int)req.shape);
+    }
+    size_t total = 0;
+    for (int i = 0; i < req.n; i++) {
+        FUZZ_ASSERT(req.texts[i], "texts[%d] is NULL", i);
+        total += strlen(req.texts[i]) + (req.pairs[i] ? strlen(req.pairs[i]) : 0);
+    }
+    /* Every byte of a text came from the body (escapes only shrink). */
+    FUZZ_ASSERT(total <= size, "%zu text bytes from a %zu-byte body", total, size);
+    predict_request_free(&req);
+    FUZZ_ASSERT(!req.root && !req.texts && req.n == 0, "freed request is empty");
+    free(body);
+    return 0;
+}
