@@ -86,7 +86,9 @@ run_container() {
   port=$(free_port)
   name=bertserve-ci-$$-$port
   containers+=("$name")
-  docker run -d --name "$name" --network host -v "$model:/models:ro" -e BERTSERVE_PORT="$port" "$@" "$image" >/dev/null
+  # As hardened as the Kubernetes pod (k8s/deployment.yaml): read-only root, no capabilities.
+  docker run -d --name "$name" --network host --read-only --cap-drop ALL \
+    --security-opt no-new-privileges -v "$model:/models:ro" -e BERTSERVE_PORT="$port" "$@" "$image" >/dev/null
   local url=http://127.0.0.1:$port
   for _ in $(seq 120); do
     curl -fsS "$url/ready" >/dev/null 2>&1 && return 0

@@ -39,6 +39,8 @@ big=$(git ls-files -z | xargs -0 -r du -k | awk '$1 > 1024 {print $2}')
 if [ "$build" = build ]; then
   echo "== container"
   tests/container_test.sh "$build"
+  echo "== k8s"
+  tests/k8s_test.sh "$build"
 fi
 
 echo "== all checks passed ($build)"
