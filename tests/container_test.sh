@@ -125,7 +125,9 @@ code=$(docker inspect -f '{{.State.ExitCode}}' "$name")
 echo "docker stop: exit code $code after ${stop_s} s (grace ${grace} s)"
 [ "$code" = 0 ] || fail "exit code $code after docker stop"
 awk -v a="$stop_s" -v b="$grace" 'BEGIN {exit !(a < b)}' || fail "docker stop took ${stop_s} s: the daemon was killed, not drained"
-docker logs "$name" 2>&1 | grep -q '"event":"stopped"' || fail "no stopped event in the log"
+# (The log is read whole first: grep -q closing the pipe early would fail the pipeline.)
+log=$(docker logs "$name" 2>&1)
+grep -q '"event":"stopped"' <<<"$log" || fail "no stopped event in the log"
 
 echo "-- run with --cpus 1"
 run_container --cpus 1
@@ -133,7 +135,8 @@ info=$(curl -fsS "http://127.0.0.1:$port/info")
 echo "info with --cpus 1: cpus $(jq .cpus <<<"$info"), threads_per_worker $(jq .threads_per_worker <<<"$info"), cpu_source \"$(jq -r .cpu_source <<<"$info")\""
 jq -e '.cpus == 1 and .threads_per_worker == 1 and (.cpu_source | startswith("cgroup"))' <<<"$info" >/dev/null ||
   fail "--cpus 1 is not what sized the threads: $info"
-docker logs "$name" 2>&1 | grep -q '"cpu_source":"cgroup' || fail "the startup log does not say how the CPUs were chosen"
+log=$(docker logs "$name" 2>&1)
+grep -q '"cpu_source":"cgroup' <<<"$log" || fail "the startup log does not say how the CPUs were chosen"
 docker stop -t "$grace" "$name" >/dev/null
 
 echo "container: all checks passed"

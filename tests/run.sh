@@ -41,6 +41,8 @@ if [ "$build" = build ]; then
   tests/container_test.sh "$build"
   echo "== k8s"
   tests/k8s_test.sh "$build"
+  echo "== monitoring"
+  tests/monitoring_test.sh "$build"
 fi
 
 echo "== all checks passed ($build)"
