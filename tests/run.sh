@@ -43,6 +43,8 @@ if [ "$build" = build ]; then
   tests/k8s_test.sh "$build"
   echo "== monitoring"
   tests/monitoring_test.sh "$build"
+  echo "== jenkinsfile"
+  tests/jenkinsfile_test.sh
 fi
 
 echo "== all checks passed ($build)"
