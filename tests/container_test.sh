@@ -44,6 +44,9 @@ cleanup() {
     fi
     docker rm -f "$c" >/dev/null 2>&1 || true
   done
+  # The build stage's images (~850 MB, untagged once the build is done) and images this tag
+  # replaced would pile up run after run.
+  podman image prune -f >/dev/null 2>&1 || true
   tools/podman-docker.sh stop "$state" || true
   exit "$rc"
 }
