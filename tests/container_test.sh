@@ -7,7 +7,8 @@
 #   - run with the default model mounted at /models: /ready, POST /predict gives the label
 #     bertserve-cli predict gives for the same text, /info says no sanitizers
 #   - `podman healthcheck run` (the image's HEALTHCHECK) is healthy
-#   - `docker stop` exits 0 within the grace period
+#   - `docker stop` with a request in flight: the request is answered, the exit status is 0
+#     within the grace period
 #   - run with --cpus 1: /info shows 1 CPU chosen from the cgroup quota
 # Everything it starts (containers, the podman API service) it stops, also on failure.
 # usage: tests/container_test.sh [BUILD_DIR]   (BUILD_DIR holds bertserve-cli; default build)
@@ -120,17 +121,26 @@ echo "-- HEALTHCHECK"
 podman healthcheck run "$name" || fail "podman healthcheck run: unhealthy"
 echo "podman healthcheck run: healthy"
 
-echo "-- docker stop"
+echo "-- docker stop with a request in flight"
+# 64 texts of 512 tokens: seconds of compute, still running when SIGTERM arrives.
+python3 -c 'import json; print(json.dumps({"texts": [" ".join(["profit"] * 600)] * 64}))' >"$state/long.json"
+curl -sS -o /dev/null -w '%{http_code}' "$url/predict" -H 'Content-Type: application/json' \
+  --data-binary @"$state/long.json" >"$state/long.code" &
+inflight=$!
+sleep 0.5
 t0=$(now)
 docker stop -t "$grace" "$name" >/dev/null
 stop_s=$(since "$t0")
+wait "$inflight" || true
+[ "$(cat "$state/long.code")" = 200 ] || fail "the request in flight at docker stop got $(cat "$state/long.code"), not 200"
+echo "in-flight request answered 200 during the drain"
 code=$(docker inspect -f '{{.State.ExitCode}}' "$name")
 echo "docker stop: exit code $code after ${stop_s} s (grace ${grace} s)"
 [ "$code" = 0 ] || fail "exit code $code after docker stop"
 awk -v a="$stop_s" -v b="$grace" 'BEGIN {exit !(a < b)}' || fail "docker stop took ${stop_s} s: the daemon was killed, not drained"
 # (The log is read whole first: grep -q closing the pipe early would fail the pipeline.)
 log=$(docker logs "$name" 2>&1)
-grep -q '"event":"stopped"' <<<"$log" || fail "no stopped event in the log"
+grep -q '"event":"stopped","drained":true' <<<"$log" || fail "no stopped event with drained:true in the log"
 
 echo "-- run with --cpus 1"
 run_container --cpus 1
