@@ -23,7 +23,11 @@ struct config {
     int grace_seconds;    /* drain bound after SIGTERM/SIGINT */
     bool log_json, log_text;
     const char *api_key;  /* NULL: /predict is open; else it needs "Authorization: Bearer KEY" */
+    bool healthcheck;     /* --healthcheck: probe the running daemon's /health, do not serve */
 };
+
+/* How long `--healthcheck` waits for /health: well inside Docker's and Kubernetes' probe timeouts. */
+#define HEALTHCHECK_TIMEOUT_SECONDS 3
 
 enum config_result { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_EXIT_USAGE };
 

@@ -20,6 +20,8 @@ struct http_deps {
     metrics *metrics;
     int max_len;            /* effective tokens per text */
     int threads_per_worker; /* forward-pass threads of each compute worker */
+    int cpus;               /* CPUs the workers share, and how that was decided (cpu_budget.h) */
+    const char *cpu_source;
 };
 
 typedef struct http_server http_server;

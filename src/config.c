@@ -100,6 +100,9 @@ static void usage(FILE *f, const struct config *d)
             snprintf(def, sizeof def, " (default text)");
         fprintf(f, "  %-28s %s%s\n  %-28s env %s\n", left, s->help, def, "", s->env);
     }
+    fprintf(f, "  %-28s GET /health of the daemon running on --host/--port (as configured, env\n"
+               "  %-28s included); exit 0 if it answers 200 within %d s, else 1 (a container HEALTHCHECK)\n",
+            "--healthcheck", "", HEALTHCHECK_TIMEOUT_SECONDS);
     fprintf(f, "  %-28s this help\n  %-28s version and build information\n", "--help", "--version");
 }
 
@@ -181,6 +184,11 @@ enum config_result config_parse(int argc, char **argv, struct config *c, FILE *o
         if (!strcmp(arg, "--version")) {
             fprintf(out, "bertserve %s\n%s\n", config_version(), config_build_info());
             return CONFIG_EXIT_OK;
+        }
+        /* A mode, not a setting: no environment variable, or the served container would probe. */
+        if (!strcmp(arg, "--healthcheck")) {
+            c->healthcheck = true;
+            continue;
         }
         /* --flag VALUE and --flag=VALUE */
         const char *eq = strchr(arg, '=');

@@ -171,6 +171,8 @@ static enum MHD_Result handle_info(struct request *r)
     cJSON_AddStringToObject(o, "gemm_kernel", gemm_kernel_name());
     cJSON_AddNumberToObject(o, "workers", d->cfg->workers);
     cJSON_AddNumberToObject(o, "threads_per_worker", d->threads_per_worker);
+    cJSON_AddNumberToObject(o, "cpus", d->cpus);
+    cJSON_AddStringToObject(o, "cpu_source", d->cpu_source ? d->cpu_source : "");
     cJSON_AddNumberToObject(o, "max_texts", d->cfg->max_texts);
     cJSON_AddNumberToObject(o, "max_body_bytes", (double)d->cfg->max_body_bytes);
     cJSON_AddNumberToObject(o, "max_concurrent_requests", d->cfg->max_concurrent_requests);

@@ -2,8 +2,10 @@
  * then waits for SIGTERM/SIGINT and drains (see README). */
 #include "bs_error.h"
 #include "config.h"
+#include "cpu_budget.h"
 #include "fileio.h"
 #include "gemm.h"
+#include "healthcheck.h"
 #include "http.h"
 #include "logger.h"
 #include "metrics.h"
@@ -65,6 +67,14 @@ int main(int argc, char **argv)
     enum config_result cr = config_parse(argc, argv, &cfg, stdout, stderr);
     if (cr != CONFIG_RUN)
         return cr == CONFIG_EXIT_OK ? 0 : 2;
+    if (cfg.healthcheck) {
+        char hc_err[BS_ERR_LEN];
+        if (healthcheck(cfg.host, cfg.port, HEALTHCHECK_TIMEOUT_SECONDS * 1000, hc_err)) {
+            fprintf(stderr, "bertserve: unhealthy: %s\n", hc_err);
+            return 1;
+        }
+        return 0;
+    }
 
     int signal_pipe[2];
     if (pipe(signal_pipe)) {
@@ -94,8 +104,11 @@ int main(int argc, char **argv)
     }
     int max_len = cfg.max_length ? cfg.max_length : limit;
     /* By default the CPUs are shared out between the workers, so that --workers N does not run
-     * N times as many forward-pass threads as there are CPUs. */
-    int threads_per_worker = cfg.threads ? cfg.threads : cpu_count_available() / cfg.workers;
+     * N times as many forward-pass threads as there are CPUs. In a container the CPUs are its
+     * cgroup quota, not the node's cores the affinity mask shows. */
+    struct cpu_budget cpus;
+    cpu_budget_detect(&cpus);
+    int threads_per_worker = cfg.threads ? cfg.threads : cpus.cpus / cfg.workers;
     if (threads_per_worker < 1)
         threads_per_worker = 1;
 
@@ -117,7 +130,8 @@ int main(int argc, char **argv)
         snprintf(err, sizeof err, "out of memory");
     if (pool) {
         struct http_deps deps = {.cfg = &cfg, .tok = tok, .model = model, .pool = pool, .metrics = met,
-                                 .max_len = max_len, .threads_per_worker = threads_per_worker};
+                                 .max_len = max_len, .threads_per_worker = threads_per_worker,
+                                 .cpus = cpus.cpus, .cpu_source = cpus.source};
         http = http_start(&deps, err);
     }
     if (!http) {
@@ -139,6 +153,8 @@ int main(int argc, char **argv)
     cJSON_AddNumberToObject(f, "threads_per_worker", threads_per_worker);
     cJSON_AddNumberToObject(f, "max_batch_tokens", cfg.max_batch_tokens);
     cJSON_AddNumberToObject(f, "max_batch_requests", cfg.max_batch_requests);
+    cJSON_AddNumberToObject(f, "cpus", cpus.cpus);
+    cJSON_AddStringToObject(f, "cpu_source", cpus.source);
     cJSON_AddStringToObject(f, "version", config_version());
     log_event(cfg.log_json, "loaded", f);
 
