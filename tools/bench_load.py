@@ -68,6 +68,9 @@ def ort_16x32():
 def drive(d, mix, n):
     """One point: wrk with n connections; returns its figures plus the daemon's batch sizes."""
     before = metric_values(d.request("GET", "/metrics")[2].decode())
+    while before.get("bertserve_queue_depth", 0) > 0:  # the last point's stragglers
+        time.sleep(0.05)
+        before = metric_values(d.request("GET", "/metrics")[2].decode())
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cmd = ["wrk", "-t", str(min(n, 2)), "-c", str(n), "-d", f"{duration:.0f}s", "--timeout", "120s",
            "-s", os.path.join(root, "tools", "load.lua"), f"http://127.0.0.1:{d.port}", "--",
