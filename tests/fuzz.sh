@@ -27,6 +27,8 @@ targets=("$@")
 for tool in clang python3 cmake; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed (see .ci/run)"; exit 1; }
 done
+rt=$(clang -print-file-name="libclang_rt.fuzzer-$(uname -m).a")
+[ -f "$rt" ] || { echo "FAIL: clang has no libFuzzer runtime (apt-get install libclang-rt-14-dev)"; exit 1; }
 shared=${BERTSERVE_SHARED:-$root/../shared}
 [ -d "$shared" ] || { echo "FAIL: shared assets $shared not found (set BERTSERVE_SHARED)"; exit 1; }
 export BERTSERVE_SHARED=$shared
