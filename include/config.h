@@ -9,6 +9,7 @@
 struct config {
     const char *model, *host;
     int port;             /* 0: an ephemeral port, printed at startup */
+    int metrics_port;     /* -1: /metrics on port; else /metrics alone on this port (0: ephemeral) */
     int max_texts;        /* texts (or pairs) per request */
     long max_body_bytes;
     int max_length;       /* tokens per text incl. [CLS]/[SEP]; 0: the model's max_positions */

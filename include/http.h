@@ -29,6 +29,8 @@ typedef struct http_server http_server;
 /* Binds cfg->host:cfg->port and starts serving. NULL with err (e.g. the port is taken). */
 http_server *http_start(const struct http_deps *d, char *err);
 int http_port(const http_server *s);
+/* The port /metrics is served on alone (--metrics-port), or -1 when it is on http_port. */
+int http_metrics_port(const http_server *s);
 
 /* /info's weights_sha256: "pending" until this is called with the hash (or an error text). */
 void http_set_weights_sha256(http_server *s, const char *value);

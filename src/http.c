@@ -33,6 +33,8 @@ struct http_server {
     struct MHD_Daemon *mhd;
     int listen_fd;
     int port;
+    struct MHD_Daemon *mhd_metrics; /* --metrics-port: /metrics alone on its own listener */
+    int metrics_fd, metrics_port;
     atomic_bool ready;
     atomic_int in_flight;
     atomic_uint_fast64_t request_counter;
@@ -503,6 +505,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&s->in_flight, 1);
         metrics_in_flight(s->d.metrics, +1);
 
+        /* With --metrics-port, /metrics lives there alone (e.g. kept off a public Service). */
+        if (s->mhd_metrics) {
+            const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+            bool on_metrics_port = ci && ci->daemon == s->mhd_metrics;
+            if (on_metrics_port && r->route != ROUTE_METRICS)
+                return ERR(r, MHD_HTTP_NOT_FOUND, "not_found", "only /metrics is served on this port");
+            if (!on_metrics_port && r->route == ROUTE_METRICS)
+                return ERR(r, MHD_HTTP_NOT_FOUND, "not_found", "/metrics is served on port %d", s->metrics_port);
+        }
+
         /* Other routes answer once the request is complete: answering while the (empty) body
          * is still due makes libmicrohttpd close the connection instead of keeping it alive. */
         if (r->route != ROUTE_PREDICT) {
@@ -718,7 +730,30 @@ http_server *http_start(const struct http_deps *d, char *err)
         free(s);
         return NULL;
     }
+    s->metrics_fd = -1;
+    if (d->cfg->metrics_port >= 0) {
+        s->metrics_fd = listen_on(d->cfg->host, d->cfg->metrics_port, &s->metrics_port, err);
+        if (s->metrics_fd >= 0)
+            s->mhd_metrics = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0,
+                                              NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->metrics_fd,
+                                              MHD_OPTION_CONNECTION_LIMIT, 64U, MHD_OPTION_CONNECTION_TIMEOUT,
+                                              (unsigned)d->cfg->timeout_seconds, MHD_OPTION_NOTIFY_COMPLETED,
+                                              on_completed, s, MHD_OPTION_END);
+        if (!s->mhd_metrics) {
+            if (s->metrics_fd >= 0) {
+                bs_fail(err, "cannot start the metrics server on %s port %d", d->cfg->host, s->metrics_port);
+                close(s->metrics_fd);
+            }
+            http_stop(s);
+            return NULL;
+        }
+    }
     return s;
+}
+
+int http_metrics_port(const http_server *s)
+{
+    return s->mhd_metrics ? s->metrics_port : -1;
 }
 
 int http_port(const http_server *s)
@@ -757,9 +792,11 @@ void http_stop(http_server *s)
 {
     if (!s)
         return;
+    /* A daemon closes its listening socket when it stops (unless quiesced: http_drain closes
+     * that one itself). */
+    if (s->mhd_metrics)
+        MHD_stop_daemon(s->mhd_metrics);
     MHD_stop_daemon(s->mhd);
-    if (s->listen_fd >= 0)
-        close(s->listen_fd);
     pthread_mutex_destroy(&s->info_lock);
     free(s);
 }

@@ -171,6 +171,8 @@ int main(int argc, char **argv)
     snprintf(addr, sizeof addr, "http://%s%s%s:%d", v6 ? "[" : "", cfg.host, v6 ? "]" : "", http_port(http));
     cJSON_AddStringToObject(f, "address", addr);
     cJSON_AddNumberToObject(f, "port", http_port(http));
+    if (http_metrics_port(http) >= 0)
+        cJSON_AddNumberToObject(f, "metrics_port", http_metrics_port(http));
     log_event(cfg.log_json, "ready", f);
 
     unsigned char sig = 0;

@@ -40,7 +40,7 @@ class Daemon:
             line = raw.decode("utf-8", "replace")
             self.lines.append(line)
             # The "ready" event, in the text or the JSON log format.
-            m = re.search(r" ready .*port=(\d+)", line) or re.search(r'"event":"ready".*"port":(\d+)', line)
+            m = re.search(r" ready .* port=(\d+)", line) or re.search(r'"event":"ready".*"port":(\d+)', line)
             if m:
                 self.port = int(m.group(1))
                 self._ready.set()
