@@ -49,9 +49,9 @@ function done(summary, latency, requests)
    -- One JSON line for the driver; latencies in microseconds.
    io.write(string.format(
       '{"requests": %d, "seconds": %.3f, "checked": %d, "errors": %d, "socket_errors": %d, ' ..
-      '"p50_us": %d, "p95_us": %d, "p99_us": %d, "max_us": %d}\n',
+      '"mean_us": %d, "p50_us": %d, "p95_us": %d, "p99_us": %d, "max_us": %d}\n',
       summary.requests, summary.duration / 1e6, checked_total, errors_total,
       summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout +
       summary.errors.status,
-      latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
+      latency.mean, latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
 end
