@@ -75,6 +75,15 @@ class Daemon:
         status, hdrs, data = self.request("POST", "/predict", payload, headers)
         return status, hdrs, json.loads(data) if data else None
 
+    def wait(self, timeout=60):
+        """Waits for a daemon already signalled to exit, without signalling it again (a second
+        SIGTERM while draining forces the exit); returns its exit code, None if it hung."""
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+        return self.stop() if rc is not None else rc
+
     def stop(self, sig=signal.SIGTERM, timeout=60):
         """Signals the daemon and returns its exit code (None if it did not exit in time)."""
         if self.proc.poll() is None:

@@ -87,7 +87,7 @@ d.proc.send_signal(signal.SIGTERM)
 stats["in_flight_at_term"] = sum(in_flight)
 for t in threads:
     t.join(120)
-rc = d.stop(timeout=60)
+rc = d.wait(60)
 print(f"drain: SIGTERM with {stats['in_flight_at_term']} requests in flight (queue depth {depth:.0f} just before); "
       f"{stats['ok'] - ok_before} answered after it; totals {stats}")
 check(depth >= 8, f"the load did not keep the queue busy (depth {depth})")
