@@ -42,6 +42,11 @@ struct request_error {
     char msg[BS_ERR_LEN + 128];
 };
 
+/* Fills e (status, error_type, a printf-style message) and returns -1: for refusals found
+ * after parsing too (http.c, while tokenizing). */
+int request_fail(struct request_error *e, unsigned status, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Parses body (len bytes; NULL when len is 0) into req. The body is not NUL-terminated and may
  * hold any bytes; its "\u0000" escapes are rewritten to "\uFFFD" in place (see json_text.h).
  * Returns 0, or -1 with e filled in and req empty. Invalid JSON is 400 invalid_json; a body

@@ -252,20 +252,6 @@ static bool json_content_type(const char *ct)
     return true;
 }
 
-/* A refusal found while tokenizing, in the parser's error shape (request.h). */
-static int fail(struct request_error *f, unsigned status, const char *type, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(struct request_error *f, unsigned status, const char *type, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(f->msg, sizeof f->msg, fmt, ap);
-    va_end(ap);
-    f->status = status;
-    f->type = type;
-    return -1;
-}
-
 /* Tokenizes every input into the job's packed arrays. */
 static int tokenize_inputs(struct request *r, struct request_error *f)
 {
@@ -279,7 +265,7 @@ static int tokenize_inputs(struct request *r, struct request_error *f)
     j->lens = calloc((size_t)q->n, sizeof *j->lens);
     j->logits = calloc((size_t)q->n * (size_t)d->model->cfg.n_labels, sizeof *j->logits);
     if (!r->tokens || !r->truncated || !j->lens || !j->logits)
-        return fail(f, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+        return request_fail(f, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
     char err[BS_ERR_LEN];
     const char *what = q->shape == SHAPE_TEXT ? "\"text\"" : q->shape == SHAPE_TEXTS ? "texts" : "inputs";
     bool indexed = q->shape == SHAPE_TEXTS || q->shape == SHAPE_TEI_BATCH;
@@ -292,22 +278,22 @@ static int tokenize_inputs(struct request *r, struct request_error *f)
         const char *pair = q->pairs[i];
         if (tokenizer_encode_truncating(d->tok, q->texts[i], strlen(q->texts[i]), pair, pair ? strlen(pair) : 0,
                                         d->max_len, q->truncate_side, &e, err)) {
-            rc = fail(f, 422, "validation", "%s: %s", where, err);
+            rc = request_fail(f, 422, "validation", "%s: %s", where, err);
             break;
         }
         /* Nothing but [CLS] [SEP] (and [SEP]): empty, whitespace or only ignorable characters. */
         if (e.n_untruncated <= (pair ? 3 : 2)) {
-            rc = fail(f, 422, "validation", "%s is empty or only whitespace", where);
+            rc = request_fail(f, 422, "validation", "%s is empty or only whitespace", where);
             break;
         }
         if (e.truncated && !q->truncate) {
-            rc = fail(f, 413, "validation",
+            rc = request_fail(f, 413, "validation",
                       "%s is %d tokens, over the limit of %d tokens; send \"truncate\": true to truncate it", where,
                       e.n_untruncated, d->max_len);
             break;
         }
         if (packed_tokens_append(&j->tokens, &e)) {
-            rc = fail(f, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+            rc = request_fail(f, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
             break;
         }
         j->lens[i] = e.n;

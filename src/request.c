@@ -8,9 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-static int fail(struct request_error *e, unsigned status, const char *type, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(struct request_error *e, unsigned status, const char *type, const char *fmt, ...)
+int request_fail(struct request_error *e, unsigned status, const char *type, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -36,7 +34,7 @@ static int alloc_inputs(struct predict_request *req, int n, struct request_error
     req->texts = calloc((size_t)n, sizeof *req->texts);
     req->pairs = calloc((size_t)n, sizeof *req->pairs);
     if (!req->texts || !req->pairs)
-        return fail(e, 500, "internal", "out of memory");
+        return request_fail(e, 500, "internal", "out of memory");
     return 0;
 }
 
@@ -45,33 +43,34 @@ static int parse_inputs(struct predict_request *req, const struct predict_limits
 {
     const cJSON *root = req->root;
     if (!cJSON_IsObject(root))
-        return fail(e, 422, "validation", "the request body must be a JSON object");
+        return request_fail(e, 422, "validation", "the request body must be a JSON object");
     const cJSON *text = cJSON_GetObjectItemCaseSensitive(root, "text");
     const cJSON *texts = cJSON_GetObjectItemCaseSensitive(root, "texts");
     const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");
     int given = (text != NULL) + (texts != NULL) + (inputs != NULL);
     if (given == 0)
-        return fail(e, 422, "validation", "missing \"text\" (or \"texts\", or TEI's \"inputs\")");
+        return request_fail(e, 422, "validation", "missing \"text\" (or \"texts\", or TEI's \"inputs\")");
     if (given > 1)
-        return fail(e, 422, "validation", "give only one of \"text\", \"texts\" and \"inputs\"");
+        return request_fail(e, 422, "validation", "give only one of \"text\", \"texts\" and \"inputs\"");
 
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "truncate");
     if (t && !cJSON_IsBool(t))
-        return fail(e, 422, "validation", "\"truncate\" must be true or false");
+        return request_fail(e, 422, "validation", "\"truncate\" must be true or false");
     req->truncate = !t || cJSON_IsTrue(t);
     const cJSON *raw = cJSON_GetObjectItemCaseSensitive(root, "raw_scores");
     if (raw && !cJSON_IsBool(raw))
-        return fail(e, 422, "validation", "\"raw_scores\" must be true or false");
+        return request_fail(e, 422, "validation", "\"raw_scores\" must be true or false");
     req->raw_scores = raw && cJSON_IsTrue(raw);
     const cJSON *dir = cJSON_GetObjectItemCaseSensitive(root, "truncation_direction");
-    if (dir && (!cJSON_IsString(dir) || (strcasecmp(dir->valuestring, "right") && strcasecmp(dir->valuestring, "left"))))
-        return fail(e, 422, "validation", "\"truncation_direction\" must be \"right\" or \"left\"");
+    if (dir &&
+        (!cJSON_IsString(dir) || (strcasecmp(dir->valuestring, "right") && strcasecmp(dir->valuestring, "left"))))
+        return request_fail(e, 422, "validation", "\"truncation_direction\" must be \"right\" or \"left\"");
     req->truncate_side = dir && !strcasecmp(dir->valuestring, "left") ? TRUNCATE_LEFT : TRUNCATE_RIGHT;
 
     int n = 0;
     if (text) {
         if (!cJSON_IsString(text))
-            return fail(e, 422, "validation", "\"text\" must be a string");
+            return request_fail(e, 422, "validation", "\"text\" must be a string");
         req->shape = SHAPE_TEXT;
         if (alloc_inputs(req, 1, e))
             return -1;
@@ -80,15 +79,15 @@ static int parse_inputs(struct predict_request *req, const struct predict_limits
     }
     if (texts) {
         if (!cJSON_IsArray(texts))
-            return fail(e, 422, "validation", "\"texts\" must be an array of strings");
+            return request_fail(e, 422, "validation", "\"texts\" must be an array of strings");
         bool strings = is_string_array(texts, &n);
         if (n == 0)
-            return fail(e, 422, "validation", "\"texts\" is empty");
+            return request_fail(e, 422, "validation", "\"texts\" is empty");
         if (n > lim->max_texts)
-            return fail(e, 422, "validation", "\"texts\" holds %d texts, more than the limit of %d", n,
+            return request_fail(e, 422, "validation", "\"texts\" holds %d texts, more than the limit of %d", n,
                         lim->max_texts);
         if (!strings)
-            return fail(e, 422, "validation", "every item of \"texts\" must be a string");
+            return request_fail(e, 422, "validation", "every item of \"texts\" must be a string");
         req->shape = SHAPE_TEXTS;
         if (alloc_inputs(req, n, e))
             return -1;
@@ -106,10 +105,11 @@ static int parse_inputs(struct predict_request *req, const struct predict_limits
         return 0;
     }
     if (!cJSON_IsArray(inputs))
-        return fail(e, 422, "validation", "\"inputs\" must be a string, a pair of strings or an array of inputs");
+        return request_fail(e, 422, "validation",
+                            "\"inputs\" must be a string, a pair of strings or an array of inputs");
     bool strings = is_string_array(inputs, &n);
     if (n == 0)
-        return fail(e, 422, "validation", "\"inputs\" is empty");
+        return request_fail(e, 422, "validation", "\"inputs\" is empty");
     if (strings && n == 2) {
         req->shape = SHAPE_TEI_ONE;
         if (alloc_inputs(req, 1, e))
@@ -119,7 +119,7 @@ static int parse_inputs(struct predict_request *req, const struct predict_limits
         return 0;
     }
     if (n > lim->max_texts)
-        return fail(e, 422, "validation", "\"inputs\" holds %d inputs, more than the limit of %d", n,
+        return request_fail(e, 422, "validation", "\"inputs\" holds %d inputs, more than the limit of %d", n,
                     lim->max_texts);
     req->shape = SHAPE_TEI_BATCH;
     if (alloc_inputs(req, n, e))
@@ -133,7 +133,8 @@ static int parse_inputs(struct predict_request *req, const struct predict_limits
             req->texts[i] = x->child->valuestring;
             req->pairs[i] = m == 2 ? x->child->next->valuestring : NULL;
         } else {
-            return fail(e, 422, "validation", "inputs[%d] must be a string or an array of one or two strings", i);
+            return request_fail(e, 422, "validation",
+                                "inputs[%d] must be a string or an array of one or two strings", i);
         }
     }
     return 0;
@@ -150,9 +151,9 @@ int predict_request_parse(char *body, size_t len, const struct predict_limits *l
     if (!req->root) {
         /* cJSON refuses an unpaired surrogate escape as a parse error; it is invalid text. */
         if (json_has_lone_surrogate(json, len))
-            return fail(e, 422, "validation",
+            return request_fail(e, 422, "validation",
                         "a \\u escape encodes an unpaired UTF-16 surrogate, which is not valid text");
-        return fail(e, 400, "invalid_json", "the request body is not valid JSON");
+        return request_fail(e, 400, "invalid_json", "the request body is not valid JSON");
     }
     if (parse_inputs(req, limits, e)) {
         predict_request_free(req);
