@@ -129,6 +129,13 @@ static void attention_task(void *ctx, int task, int thread)
     gemm_panels_run(scores, t_pad, n_queries, vp, d, T, out, H, NULL, GEMM_STORE, 0, gemm_panels(d));
 }
 
+/* dst: each sequence's first row ([CLS]) of the packed rows x. */
+static void first_rows(float *dst, const float *x, const size_t *offsets, int n_seqs, int H)
+{
+    for (int q = 0; q < n_seqs; q++)
+        memcpy(dst + (size_t)q * H, x + offsets[q] * H, H * sizeof(float));
+}
+
 static int check_batch(const bert_model *m, const bert_batch *b, size_t *n_tokens, int *max_len, char *err)
 {
     const bert_config *c = &m->cfg;
@@ -220,38 +227,34 @@ int bert_forward_debug(const bert_model *m, const bert_batch *b, float *logits, 
 
     struct attention_job aj = {.qkv = qkv, .ctx = ctx, .lens = b->lens, .offsets = offsets,
                                .n_heads = c->n_heads, .H = H, .thread_scratch = attn, .per_thread = per_thread};
-    /* Only the [CLS] rows of the last layer reach the pooler, so (unless every hidden state
-     * is wanted) the last layer runs attention for those queries alone (all keys and values)
-     * and the rest of the layer on S rows instead of N: about a twelfth of BERT-base's work.
-     * Each row's arithmetic is the same either way. */
-    int full_layers = hidden ? c->n_layers : c->n_layers - 1;
-    for (int l = 0; l < full_layers; l++) {
+    bool cls_only = false;
+    for (int l = 0; l < c->n_layers; l++) {
         const bert_layer *L = &m->layers[l];
+        /* Only the [CLS] rows of the last layer reach the pooler, so (unless every hidden
+         * state is wanted) the last layer runs attention for those queries alone (all keys
+         * and values) and the rest of the layer on S rows instead of N: about a twelfth of
+         * BERT-base's work. Each row's arithmetic is the same either way. */
+        cls_only = !hidden && l == c->n_layers - 1;
         gemm_linear(pool, x, n, L->qkv_w, 3 * H, H, qkv, L->qkv_b, GEMM_BIAS);
+        aj.cls_only = cls_only;
         threadpool_run(pool, S * c->n_heads, attention_task, &aj);
-        gemm_linear(pool, ctx, n, L->attn_out_w, H, H, tmp, NULL, GEMM_STORE);
-        residual_layernorm(pool, x, tmp, L->attn_out_b, L->ln1_g, L->ln1_b, n, H, c->layer_norm_eps);
-        gemm_linear(pool, x, n, L->ffn_in_w, F, H, tmp, L->ffn_in_b, GEMM_BIAS_GELU);
-        gemm_linear(pool, tmp, n, L->ffn_out_w, H, F, ctx, NULL, GEMM_STORE); /* ctx is free again */
-        residual_layernorm(pool, x, ctx, L->ffn_out_b, L->ln2_g, L->ln2_b, n, H, c->layer_norm_eps);
+        float *rows_x = x; /* the residual stream the rest of the layer updates */
+        int rows = n;
+        if (cls_only) {
+            first_rows(pool_in, x, offsets, S, H);
+            rows_x = pool_in;
+            rows = S;
+        }
+        gemm_linear(pool, ctx, rows, L->attn_out_w, H, H, tmp, NULL, GEMM_STORE);
+        residual_layernorm(pool, rows_x, tmp, L->attn_out_b, L->ln1_g, L->ln1_b, rows, H, c->layer_norm_eps);
+        gemm_linear(pool, rows_x, rows, L->ffn_in_w, F, H, tmp, L->ffn_in_b, GEMM_BIAS_GELU);
+        gemm_linear(pool, tmp, rows, L->ffn_out_w, H, F, ctx, NULL, GEMM_STORE); /* ctx is free again */
+        residual_layernorm(pool, rows_x, ctx, L->ffn_out_b, L->ln2_g, L->ln2_b, rows, H, c->layer_norm_eps);
         if (hidden)
             memcpy(hidden + (size_t)(l + 1) * N * H, x, N * H * sizeof(float));
     }
-
-    /* pool_in: each sequence's first row ([CLS]), after the last layer. */
-    for (int q = 0; q < S; q++)
-        memcpy(pool_in + (size_t)q * H, x + offsets[q] * H, H * sizeof(float));
-    if (full_layers < c->n_layers) {
-        const bert_layer *L = &m->layers[full_layers];
-        gemm_linear(pool, x, n, L->qkv_w, 3 * H, H, qkv, L->qkv_b, GEMM_BIAS);
-        aj.cls_only = 1;
-        threadpool_run(pool, S * c->n_heads, attention_task, &aj);
-        gemm_linear(pool, ctx, S, L->attn_out_w, H, H, tmp, NULL, GEMM_STORE);
-        residual_layernorm(pool, pool_in, tmp, L->attn_out_b, L->ln1_g, L->ln1_b, S, H, c->layer_norm_eps);
-        gemm_linear(pool, pool_in, S, L->ffn_in_w, F, H, tmp, L->ffn_in_b, GEMM_BIAS_GELU);
-        gemm_linear(pool, tmp, S, L->ffn_out_w, H, F, ctx, NULL, GEMM_STORE);
-        residual_layernorm(pool, pool_in, ctx, L->ffn_out_b, L->ln2_g, L->ln2_b, S, H, c->layer_norm_eps);
-    }
+    if (!cls_only)
+        first_rows(pool_in, x, offsets, S, H);
 
     /* Pooler (tanh) and classifier. */
     gemm_linear(pool, pool_in, S, m->pool_w, H, H, pooled, m->pool_b, GEMM_BIAS);
