@@ -49,30 +49,34 @@ struct worker_state {
     bert_scratch scratch;
 };
 
+/* Makes room for n_items texts and n_tokens tokens. Called under the pool lock for every text
+ * taken, so capacities double rather than grow by one. */
 static int grow(struct worker_state *w, int n_items, size_t n_tokens, int n_labels)
 {
     if (n_items > w->cap_items) {
-        struct batch_item *items = realloc(w->items, (size_t)n_items * sizeof *items);
-        int *lens = items ? realloc(w->lens, (size_t)n_items * sizeof *lens) : NULL;
+        int cap = n_items > 2 * w->cap_items ? n_items : 2 * w->cap_items;
+        struct batch_item *items = realloc(w->items, (size_t)cap * sizeof *items);
+        int *lens = items ? realloc(w->lens, (size_t)cap * sizeof *lens) : NULL;
         if (items)
             w->items = items;
         if (lens)
             w->lens = lens;
-        float *logits = lens ? realloc(w->logits, (size_t)n_items * (size_t)n_labels * sizeof *logits) : NULL;
+        float *logits = lens ? realloc(w->logits, (size_t)cap * (size_t)n_labels * sizeof *logits) : NULL;
         if (!logits)
             return -1;
         w->logits = logits;
-        w->cap_items = n_items;
+        w->cap_items = cap;
     }
     if (n_tokens > w->cap_tokens) {
-        int32_t *ids = realloc(w->ids, n_tokens * sizeof *ids);
+        size_t cap = n_tokens > 2 * w->cap_tokens ? n_tokens : 2 * w->cap_tokens;
+        int32_t *ids = realloc(w->ids, cap * sizeof *ids);
         if (ids)
             w->ids = ids;
-        int32_t *types = ids ? realloc(w->type_ids, n_tokens * sizeof *types) : NULL;
+        int32_t *types = ids ? realloc(w->type_ids, cap * sizeof *types) : NULL;
         if (!types)
             return -1;
         w->type_ids = types;
-        w->cap_tokens = n_tokens;
+        w->cap_tokens = cap;
     }
     return 0;
 }
