@@ -19,6 +19,8 @@ struct worker_pool {
     int admitted;
     int running;          /* workers inside a forward pass */
     int last_batch_texts; /* texts in the batch started last: more than 1 means concurrent clients */
+    double last_batch_end;  /* when the last batch's answers went back */
+    long expected_texts;    /* what the queue holds once those clients are back: see should_wait */
     double last_progress; /* a batch started or finished, or work arrived at an idle pool */
     bool stopping;
     int n_threads;
@@ -92,18 +94,21 @@ static void worker_state_free(struct worker_state *w)
 }
 
 /* Under the lock: whether the worker should wait for more work before taking a batch. With
- * many closed-loop clients, the answers of one batch come back as new requests a moment after
- * the next batch has started, so batches alternate between halves of the clients; a short
- * wait gathers them into one (better GEMM efficiency and fairer latency, measured). It waits
- * only when a wait is configured, the last batch held more than one text (a lone client never
- * waits), the queue does not already fill a batch, and the oldest job has waited less than the
- * wait. deadline receives when to look again. */
+ * many closed-loop clients, the answers of one batch come back as new requests over the next
+ * millisecond or so; a batch taken at the first of them would split the clients into cohorts
+ * that then alternate for good (a batch's answers always return while the other cohort's batch
+ * runs). So after a batch of more than one text (a lone client never waits) the worker waits
+ * until the queue holds what it held when that batch ended plus that batch's texts (everyone
+ * is back), or until the batch is full, for at most max_wait_seconds after both the batch's
+ * end and the oldest job's arrival. deadline receives when to look again. */
 static bool should_wait(const worker_pool *p, struct timespec *deadline)
 {
     if (p->set.max_wait_seconds <= 0 || p->stopping || p->last_batch_texts <= 1 ||
-        p->queued_texts >= p->set.max_batch_texts || p->queued_tokens >= p->set.max_batch_tokens)
+        p->queued_texts >= p->expected_texts || p->queued_texts >= p->set.max_batch_texts ||
+        p->queued_tokens >= p->set.max_batch_tokens)
         return false;
-    double until = p->head->t_queued + p->set.max_wait_seconds;
+    double since = p->head->t_queued > p->last_batch_end ? p->head->t_queued : p->last_batch_end;
+    double until = since + p->set.max_wait_seconds;
     if (monotonic_seconds() >= until)
         return false;
     /* The condition variable waits on CLOCK_MONOTONIC (see worker_pool_start). */
@@ -241,7 +246,8 @@ static void *worker_main(void *arg)
         struct job *finished = NULL;
         pthread_mutex_lock(&p->lock);
         p->running--;
-        p->last_progress = monotonic_seconds();
+        p->last_progress = p->last_batch_end = monotonic_seconds();
+        p->expected_texts = p->queued_texts + n;
         for (int i = 0; i < n; i++) {
             struct job *j = w.items[i].job;
             if (status) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The batcher, over loopback with finsent-mini: requests that arrive together are run in shared
 batches within the budgets, every text still gets exactly its own logits (golden), a request's
-texts may be split across batches, and /health turns 503 while the workers make no progress.
+texts may be split across batches, the gather wait ends as soon as the last batch's clients are
+back (and is bounded), and /health turns 503 while the workers make no progress.
 
 usage: batching_test.py BUILD_DIR"""
 import json
@@ -80,6 +81,35 @@ check(over <= long_alone, f"{over} batches over the token budget, only {long_alo
 print(f"{n_texts:.0f} texts ran in {n_batches:.0f} batches (budget {MAX_TEXTS} texts, {MAX_TOKENS} tokens)")
 check(d.stop() == 0, "exit code after SIGTERM")
 check(not d.sanitizer_reports(), "sanitizer reports:\n" + "".join(d.lines[-30:]))
+
+# ---- the gather wait: it ends when the last batch's clients are back, and is bounded -----------
+WAIT = 1.5  # seconds: far longer than any batch here, so only the early exit can beat it
+g = Daemon(build, finsent, "--batch-wait-us", str(int(WAIT * 1e6)))
+text = rows[0]["text"]
+check(g.predict({"texts": [text, text]})[0] == 200, "a 2-text request")  # a batch of 2: later ones may wait
+before = metric_values(g.request("GET", "/metrics")[2].decode())
+answers = []
+pair = [threading.Thread(target=lambda: answers.append(g.predict({"inputs": text})[0])) for _ in range(2)]
+t0 = time.time()
+for t in pair:
+    t.start()
+for t in pair:
+    t.join()
+took = time.time() - t0
+after = metric_values(g.request("GET", "/metrics")[2].decode())
+check(answers == [200, 200], f"two clients after a batch of two: {answers}")
+check(took < WAIT / 2, f"the two clients back from a batch of two waited {took:.2f} s (the wait is {WAIT} s): "
+      "the batch should start once both are queued")
+check(after["bertserve_batch_texts_count"] - before["bertserve_batch_texts_count"] == 1,
+      "the two clients back from a batch of two did not share one batch")
+t0 = time.time()  # one client of the two comes back: it waits for the other, but only so long
+check(g.predict({"inputs": text})[0] == 200, "a lone request after a batch of two")
+took = time.time() - t0
+check(WAIT * 0.9 <= took < WAIT + 5, f"a lone request after a batch of two waited {took:.2f} s; the wait is {WAIT} s")
+t0 = time.time()  # and after a batch of one, nobody waits
+check(g.predict({"inputs": text})[0] == 200 and time.time() - t0 < WAIT / 2, "a request after a batch of one waited")
+check(g.stop() == 0, "exit code after SIGTERM")
+check(not g.sanitizer_reports(), "sanitizer reports:\n" + "".join(g.lines[-30:]))
 
 # ---- liveness: a worker busy without progress turns /health 503, and it recovers ---------------
 # One batch of 64 texts x ~500 tokens on one thread takes seconds; the limit is 1 s.
