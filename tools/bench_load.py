@@ -6,10 +6,12 @@ the engine's own packed-batch rate and ONNX Runtime's batched rate, all measured
 
 The daemon serves a FinBERT-shaped model (12 x 768, seeded random weights: speed does not
 depend on the values) on loopback; wrk (tools/load.lua) drives it with CLIENTS closed-loop
-connections (default "1 4 16 64") for DURATION seconds (default 10) per point, with Financial
+connections (default "1 4 16 64") for DURATION seconds (default 8) per point, with Financial
 PhraseBank sentences ("short", ~30 tokens) and texts of 8 consecutive sentences ("long", ~250
 tokens). Every answer is checked for a 200 and one of the model's labels; anything else is an
-error. Batching off is the same daemon with --max-batch-requests 1. Settings: BUILD_DIR,
+error. Batching off is the same daemon with --max-batch-requests 1. The daemons, the engine
+alone and ONNX Runtime take turns, ROUNDS times (default 3); ratios are taken within a round
+and the medians reported. Settings: BUILD_DIR,
 BENCH_DIR (default /tmp/bertserve-bench), THREADS (default 2: compute and ORT threads),
 NO_ORT=1 skips ONNX Runtime, DAEMON_ARGS adds daemon flags (e.g. "--batch-wait-us 500")."""
 import glob
@@ -27,7 +29,8 @@ from testlib import need, shared  # noqa: E402
 
 build = os.environ.get("BUILD_DIR", os.path.join(root, "build"))
 work = os.environ.get("BENCH_DIR", "/tmp/bertserve-bench")
-duration = float(os.environ.get("DURATION", "10"))
+duration = float(os.environ.get("DURATION", "8"))
+rounds = int(os.environ.get("ROUNDS", "3"))
 clients = [int(c) for c in os.environ.get("CLIENTS", "1 4 16 64").split()]
 threads = int(os.environ.get("THREADS", "2"))
 use_ort = os.environ.get("NO_ORT") != "1"
@@ -93,45 +96,92 @@ def drive(d, mix, n):
     return r
 
 
-print(f"== FinBERT shape, seeded random weights; {threads} compute threads; {duration:.0f} s per point; "
-      f"machine: {os.cpu_count()} CPUs")
-engine = {b: float(cli_bench(b, "short")["texts_per_second"]) for b in (1, 16)}
-print(f"engine alone (bertserve-cli bench, short texts): batch 1 {engine[1]:.1f} texts/s "
-      f"({1000 / engine[1]:.1f} ms per text), packed batches of 16 {engine[16]:.1f} texts/s")
-ort = ort_16x32() if use_ort else None
-if ort:
-    print(f"ONNX Runtime, 16 x 32 tokens, {threads} threads: {ort:.1f} texts/s")
+def median(values):
+    v = sorted(values)
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
 
-results = {}
-for mode, args in (("on", []), ("off", ["--max-batch-requests", "1"])):
-    d = Daemon(build, model, "--threads", str(threads), *args, *extra)
+
+def spread(values):
+    return f"{min(values):.2f}-{max(values):.2f}"
+
+
+print(f"== FinBERT shape, seeded random weights; {threads} compute threads; {duration:.0f} s per point; "
+      f"{rounds} rounds; machine: {os.cpu_count()} CPUs")
+# Both daemons run side by side (the idle one sleeps) and every measurement takes turns with
+# the others, round after round, so a noisy neighbour slows all alike; each ratio below is
+# taken within a round and the median over the rounds is reported.
+daemons = {"on": Daemon(build, model, "--threads", str(threads), *extra),
+           "off": Daemon(build, model, "--threads", str(threads), "--max-batch-requests", "1", *extra)}
+for d in daemons.values():
     for mix in mixes:
         drive(d, mix, 4 if mix == "short" else 1)  # warm-up: scratch buffers and caches
-        for n in clients:
-            r = results[(mode, mix, n)] = drive(d, mix, n)
-            print(f"batching {mode:3} {mix:5} {n:3} clients: {r['texts_per_s']:7.1f} texts/s  "
-                  f"p50 {r['p50_us'] / 1000:8.1f}  p95 {r['p95_us'] / 1000:8.1f}  p99 {r['p99_us'] / 1000:8.1f} ms  "
-                  f"errors {r['errors'] + r['socket_errors']}  mean batch {r['mean_batch']:5.2f} texts  "
-                  f"{r['mean_tokens']:.0f} tokens/text  wrk CPU {100 * r['wrk_cpu_share']:.1f}%", flush=True)
-    if d.stop() != 0:
-        sys.exit("bench_load: the daemon did not exit cleanly")
 
-print("\n== ratios (same run)")
+results = {}  # (mode, mix, clients) -> [one result per round]
+engine = {1: [], 16: []}
+ort = []
+for rnd in range(rounds):
+    for b in engine:
+        engine[b].append(float(cli_bench(b, "short")["texts_per_second"]))
+    if use_ort:
+        ort.append(ort_16x32())
+    print(f"round {rnd + 1}: engine alone (bertserve-cli bench, short texts) batch 1 {engine[1][-1]:.1f} texts/s, "
+          f"packed batches of 16 {engine[16][-1]:.1f}" + (f"; ONNX Runtime 16 x 32 {ort[-1]:.1f} texts/s" if use_ort else ""),
+          flush=True)
+    for mix in mixes:
+        for n in clients:
+            for mode, d in daemons.items():
+                r = drive(d, mix, n)
+                results.setdefault((mode, mix, n), []).append(r)
+                print(f"round {rnd + 1}: batching {mode:3} {mix:5} {n:3} clients: {r['texts_per_s']:7.1f} texts/s  "
+                      f"p50 {r['p50_us'] / 1000:8.1f}  p95 {r['p95_us'] / 1000:8.1f}  p99 {r['p99_us'] / 1000:8.1f} ms  "
+                      f"errors {r['errors'] + r['socket_errors']}  mean batch {r['mean_batch']:5.2f} texts  "
+                      f"{r['mean_tokens']:.0f} tokens/text  wrk CPU {100 * r['wrk_cpu_share']:.1f}%", flush=True)
+for mode, d in daemons.items():
+    if d.stop() != 0:
+        sys.exit(f"bench_load: the batching-{mode} daemon did not exit cleanly")
+
+print(f"\n== medians over {rounds} rounds")
+print(f"engine alone: batch 1 {median(engine[1]):.1f} texts/s ({1000 / median(engine[1]):.1f} ms per text), "
+      f"packed batches of 16 {median(engine[16]):.1f} texts/s" +
+      (f"; ONNX Runtime 16 x 32 tokens, {threads} threads: {median(ort):.1f} texts/s" if use_ort else ""))
+for (mode, mix, n), rs in results.items():
+    med = {k: median([r[k] for r in rs]) for k in ("texts_per_s", "p50_us", "p95_us", "p99_us", "mean_batch",
+                                                   "wrk_cpu_share")}
+    print(f"batching {mode:3} {mix:5} {n:3} clients: {med['texts_per_s']:7.1f} texts/s  p50 {med['p50_us'] / 1000:8.1f}  "
+          f"p95 {med['p95_us'] / 1000:8.1f}  p99 {med['p99_us'] / 1000:8.1f} ms  "
+          f"errors {sum(r['errors'] + r['socket_errors'] for r in rs)}  mean batch {med['mean_batch']:5.2f} texts  "
+          f"wrk CPU {100 * med['wrk_cpu_share']:.1f}%")
+
+print(f"\n== ratios within each round (median, and the range over {rounds} rounds)")
+
+
+def per_round(f):
+    return [f(i) for i in range(rounds)]
+
+
 for mix in mixes:
     for n in clients:
         on, off = results[("on", mix, n)], results[("off", mix, n)]
-        print(f"{mix:5} {n:3} clients: batching on/off texts/s {on['texts_per_s'] / off['texts_per_s']:.2f}x")
+        r = per_round(lambda i: on[i]["texts_per_s"] / off[i]["texts_per_s"])
+        print(f"{mix:5} {n:3} clients: batching on/off texts/s {median(r):.2f}x ({spread(r)})"
+              + ("  (target >= 1.25)" if (mix, n) == ("short", 16) else ""))
 if 16 in clients:
     on = results[("on", "short", 16)]
-    fair = 16 / on["texts_per_s"] * 1e6  # microseconds: what a fair FIFO gives each closed-loop client
-    print(f"short 16 clients: {on['texts_per_s'] / engine[16]:.2f} of the engine's packed-batch rate "
-          f"(target >= 0.90)" + (f", {on['texts_per_s'] / ort:.2f}x ONNX Runtime 16x32 (target >= 1.0)" if ort else ""))
-    print(f"short 16 clients: p50 {on['p50_us'] / fair:.2f} and p99 {on['p99_us'] / fair:.2f} of 16 / throughput "
-          f"(targets <= 1.2 and <= 2.0)")
+    r = per_round(lambda i: on[i]["texts_per_s"] / engine[16][i])
+    print(f"short 16 clients: {median(r):.2f} of the engine's packed-batch rate ({spread(r)}; target >= 0.90)")
+    if use_ort:
+        r = per_round(lambda i: on[i]["texts_per_s"] / ort[i])
+        print(f"short 16 clients: {median(r):.2f}x ONNX Runtime's 16 x 32 rate ({spread(r)}; target >= 1.0)")
+    # What a fair FIFO gives each closed-loop client: 16 / throughput.
+    p50 = per_round(lambda i: on[i]["p50_us"] / (16 / on[i]["texts_per_s"] * 1e6))
+    p99 = per_round(lambda i: on[i]["p99_us"] / (16 / on[i]["texts_per_s"] * 1e6))
+    print(f"short 16 clients: p50 {median(p50):.2f} ({spread(p50)}) and p99 {median(p99):.2f} ({spread(p99)}) "
+          f"of 16 / throughput (targets <= 1.2 and <= 2.0)")
 if 1 in clients:
     on = results[("on", "short", 1)]
-    print(f"short 1 client: mean latency {on['mean_us'] / 1000:.1f} ms = {on['mean_us'] / 1e6 * engine[1]:.2f} of the "
-          f"bare forward pass's mean time on the same texts (p50 {on['p50_us'] / 1000:.1f} ms; target <= 1.10)")
-errors = sum(r["errors"] + r["socket_errors"] for r in results.values())
+    r = per_round(lambda i: on[i]["mean_us"] / 1e6 * engine[1][i])
+    print(f"short 1 client: mean latency {median(r):.2f} ({spread(r)}) of the bare forward pass's mean time on the "
+          f"same texts (p50 {median([x['p50_us'] for x in on]) / 1000:.1f} ms; target <= 1.10)")
+errors = sum(r["errors"] + r["socket_errors"] for rs in results.values() for r in rs)
 print(f"errors over all points: {errors}")
 sys.exit(1 if errors else 0)
