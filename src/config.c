@@ -164,7 +164,7 @@ enum config_result config_parse(int argc, char **argv, struct config *c, FILE *o
         .max_body_bytes = 2000000,
         .max_length = 0,
         .max_concurrent_requests = 512,
-        .max_batch_tokens = 2048,
+        .max_batch_tokens = 1024,
         .max_batch_requests = 64,
         .batch_wait_us = 3000,
         .stall_seconds = 60,

@@ -68,12 +68,19 @@ def ort_16x32():
     return 16 / (float(out.split()[2]) / 1000)  # "ort 16x32 <p50 ms> <min ms>"
 
 
+def quiesce():
+    """Waits until no daemon has work left: when wrk stops, the requests it leaves behind
+    (seconds of them at 64 clients with long texts) still run, and must not overlap the next
+    measurement, whichever daemon or engine that is."""
+    for d in daemons.values():
+        while metric_values(d.request("GET", "/metrics")[2].decode()).get("bertserve_queue_depth", 0) > 0:
+            time.sleep(0.05)
+
+
 def drive(d, mix, n):
     """One point: wrk with n connections; returns its figures plus the daemon's batch sizes."""
+    quiesce()
     before = metric_values(d.request("GET", "/metrics")[2].decode())
-    while before.get("bertserve_queue_depth", 0) > 0:  # the last point's stragglers
-        time.sleep(0.05)
-        before = metric_values(d.request("GET", "/metrics")[2].decode())
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cmd = ["wrk", "-t", str(min(n, 2)), "-c", str(n), "-d", f"{duration:.0f}s", "--timeout", "120s",
            "-s", os.path.join(root, "tools", "load.lua"), f"http://127.0.0.1:{d.port}", "--",
@@ -120,6 +127,7 @@ results = {}  # (mode, mix, clients) -> [one result per round]
 engine = {1: [], 16: []}
 ort = []
 for rnd in range(rounds):
+    quiesce()
     for b in engine:
         engine[b].append(float(cli_bench(b, "short")["texts_per_second"]))
     if use_ort:
