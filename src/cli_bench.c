@@ -141,6 +141,15 @@ static int bench_texts(const struct options *o, bert_model *m)
         lens[n++] = e.n;
     }
     fclose(f);
+    /* A fixed shuffle: a run of a few seconds then sees the file's mix of lengths (as a daemon
+     * serving the file does), not only its first lines. */
+    unsigned seed = 12345;
+    for (int i = n - 1; rc == 0 && i > 0; i--) {
+        seed = seed * 1664525u + 1013904223u;
+        int j = (int)(seed % (unsigned)(i + 1)), s = starts[i], l = lens[i];
+        starts[i] = starts[j], lens[i] = lens[j];
+        starts[j] = s, lens[j] = l;
+    }
     int batch = o->batch ? o->batch : 16;
     if (rc == 0 && n < batch)
         rc = bs_fail(err, "%s holds %d texts, fewer than one batch of %d", o->file, n, batch);
@@ -158,7 +167,7 @@ static int bench_texts(const struct options *o, bert_model *m)
     double start = now(), elapsed = 0;
     for (int first = 0; rc == 0; first = (first + batch) % (n - batch + 1)) {
         int total = 0;
-        for (int i = 0; i < batch; i++) { /* consecutive texts, packed like the batcher does */
+        for (int i = 0; i < batch; i++) { /* consecutive texts (shuffled above), packed like the batcher does */
             memcpy(ids + total, all.ids + starts[first + i], sizeof *ids * (size_t)lens[first + i]);
             memcpy(types + total, all.type_ids + starts[first + i], sizeof *types * (size_t)lens[first + i]);
             total += lens[first + i];
