@@ -22,6 +22,12 @@ typedef struct {
 
 void bert_scratch_free(bert_scratch *s);
 
+/* Between passes the threads spin a little while for the next one (waking a sleeping thread
+ * costs more than a short pass's parallel step, and far more in a VM). Call this when no pass
+ * follows soon, e.g. before a server's worker waits for work: they sleep at once and leave
+ * the CPUs to the rest of the process. */
+void bert_scratch_rest(bert_scratch *s);
+
 /* A packed batch: sequence i holds lens[i] tokens starting at offset sum(lens[0..i)) of
  * ids and type_ids. Every length is between 1 and cfg.max_positions, every id inside the
  * vocabulary and every type id below type_vocab_size (checked: -1 with err otherwise). */

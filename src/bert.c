@@ -17,6 +17,12 @@ void bert_scratch_free(bert_scratch *s)
     s->cap = 0;
 }
 
+void bert_scratch_rest(bert_scratch *s)
+{
+    if (s->pool)
+        threadpool_rest(s->pool);
+}
+
 /* Subtracting the maximum keeps expf finite whatever the scores are. */
 static void softmax(float *x, int n)
 {

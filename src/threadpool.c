@@ -25,6 +25,7 @@ struct threadpool {
     atomic_int next_task;
     atomic_int unfinished; /* workers still inside the current job */
     atomic_uint generation; /* bumped for each job; workers wait for a new value */
+    atomic_bool resting;    /* no job expected soon: workers sleep instead of spinning */
     bool stop;
 };
 
@@ -60,7 +61,7 @@ static void *worker_main(void *arg)
         unsigned gen;
         int spins = 0;
         while ((gen = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen &&
-               spins++ < SPIN_ROUNDS)
+               spins++ < SPIN_ROUNDS && !atomic_load_explicit(&p->resting, memory_order_relaxed))
             cpu_relax();
         if (gen == seen) {
             pthread_mutex_lock(&p->lock);
@@ -142,6 +143,7 @@ void threadpool_run(threadpool *p, int n_tasks, threadpool_fn fn, void *ctx)
     p->n_tasks = n_tasks;
     atomic_store_explicit(&p->next_task, 0, memory_order_relaxed);
     atomic_store_explicit(&p->unfinished, p->n_threads - 1, memory_order_relaxed);
+    atomic_store_explicit(&p->resting, false, memory_order_relaxed);
     pthread_mutex_lock(&p->lock);
     atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
     pthread_cond_broadcast(&p->wake);
@@ -159,6 +161,8 @@ void threadpool_run(threadpool *p, int n_tasks, threadpool_fn fn, void *ctx)
         pthread_mutex_unlock(&p->lock);
     }
 }
+
+void threadpool_rest(threadpool *p) { atomic_store_explicit(&p->resting, true, memory_order_relaxed); }
 
 int cpu_count_available(void)
 {
