@@ -126,17 +126,26 @@ for d in daemons.values():
 results = {}  # (mode, mix, clients) -> [one result per round]
 engine = {1: [], 16: []}
 ort = []
+def baselines(n):
+    """What the targets hold the short-text point with n clients against: the engine alone one
+    text at a time (1 client), or in packed batches of 16, and ONNX Runtime (16 clients)."""
+    out = {}
+    if n == 1:
+        out[1] = float(cli_bench(1, "short")["texts_per_second"])
+    if n == 16:
+        out[16] = float(cli_bench(16, "short")["texts_per_second"])
+        if use_ort:
+            out["ort"] = ort_16x32()
+    return out
+
+
 for rnd in range(rounds):
     quiesce()
-    for b in engine:
-        engine[b].append(float(cli_bench(b, "short")["texts_per_second"]))
-    if use_ort:
-        ort.append(ort_16x32())
-    print(f"round {rnd + 1}: engine alone (bertserve-cli bench, short texts) batch 1 {engine[1][-1]:.1f} texts/s, "
-          f"packed batches of 16 {engine[16][-1]:.1f}" + (f"; ONNX Runtime 16 x 32 {ort[-1]:.1f} texts/s" if use_ort else ""),
-          flush=True)
     for mix in mixes:
         for n in clients:
+            # The baselines are measured just before and just after the point they belong
+            # to, and averaged: a neighbour's load changes within a minute.
+            before = baselines(n) if mix == "short" else {}
             for mode, d in daemons.items():
                 r = drive(d, mix, n)
                 results.setdefault((mode, mix, n), []).append(r)
@@ -144,14 +153,23 @@ for rnd in range(rounds):
                       f"p50 {r['p50_us'] / 1000:8.1f}  p95 {r['p95_us'] / 1000:8.1f}  p99 {r['p99_us'] / 1000:8.1f} ms  "
                       f"errors {r['errors'] + r['socket_errors']}  mean batch {r['mean_batch']:5.2f} texts  "
                       f"{r['mean_tokens']:.0f} tokens/text  wrk CPU {100 * r['wrk_cpu_share']:.1f}%", flush=True)
+            if before:
+                quiesce()
+                after = baselines(n)
+                for key in before:
+                    (ort if key == "ort" else engine[key]).append((before[key] + after[key]) / 2)
+                print(f"round {rnd + 1}: baselines around it: " + ", ".join(
+                    f"{'ONNX Runtime 16 x 32' if k == 'ort' else f'engine alone, batch {k}'} {before[k]:.1f} and "
+                    f"{after[k]:.1f} texts/s" for k in before), flush=True)
 for mode, d in daemons.items():
     if d.stop() != 0:
         sys.exit(f"bench_load: the batching-{mode} daemon did not exit cleanly")
 
 print(f"\n== medians over {rounds} rounds")
-print(f"engine alone: batch 1 {median(engine[1]):.1f} texts/s ({1000 / median(engine[1]):.1f} ms per text), "
-      f"packed batches of 16 {median(engine[16]):.1f} texts/s" +
-      (f"; ONNX Runtime 16 x 32 tokens, {threads} threads: {median(ort):.1f} texts/s" if use_ort else ""))
+parts = [f"batch {b} {median(v):.1f} texts/s" for b, v in engine.items() if v]
+if parts:
+    print("engine alone (bertserve-cli bench, short texts), around its point: " + ", ".join(parts) +
+          (f"; ONNX Runtime 16 x 32 tokens, {threads} threads: {median(ort):.1f} texts/s" if ort else ""))
 for (mode, mix, n), rs in results.items():
     med = {k: median([r[k] for r in rs]) for k in ("texts_per_s", "p50_us", "p95_us", "p99_us", "mean_batch",
                                                    "wrk_cpu_share")}
@@ -173,7 +191,7 @@ for mix in mixes:
         r = per_round(lambda i: on[i]["texts_per_s"] / off[i]["texts_per_s"])
         print(f"{mix:5} {n:3} clients: batching on/off texts/s {median(r):.2f}x ({spread(r)})"
               + ("  (target >= 1.25)" if (mix, n) == ("short", 16) else ""))
-if 16 in clients:
+if 16 in clients and "short" in mixes:
     on = results[("on", "short", 16)]
     r = per_round(lambda i: on[i]["texts_per_s"] / engine[16][i])
     print(f"short 16 clients: {median(r):.2f} of the engine's packed-batch rate ({spread(r)}; target >= 0.90)")
@@ -185,7 +203,7 @@ if 16 in clients:
     p99 = per_round(lambda i: on[i]["p99_us"] / (16 / on[i]["texts_per_s"] * 1e6))
     print(f"short 16 clients: p50 {median(p50):.2f} ({spread(p50)}) and p99 {median(p99):.2f} ({spread(p99)}) "
           f"of 16 / throughput (targets <= 1.2 and <= 2.0)")
-if 1 in clients:
+if 1 in clients and "short" in mixes:
     on = results[("on", "short", 1)]
     r = per_round(lambda i: on[i]["mean_us"] / 1e6 * engine[1][i])
     print(f"short 1 client: mean latency {median(r):.2f} ({spread(r)}) of the bare forward pass's mean time on the "
