@@ -18,9 +18,9 @@ int threadpool_size(const threadpool *p);
 /* Runs every task and returns when all are done. Not reentrant: one caller at a time. */
 void threadpool_run(threadpool *p, int n_tasks, threadpool_fn fn, void *ctx);
 
-/* Says no job follows soon (a forward pass has ended): the threads sleep at once instead of
- * spinning for the next job, and leave the CPUs to the rest of the process (in the daemon,
- * the HTTP threads answering the batch and reading the next requests). The next
+/* Says no job follows soon (the caller is about to wait for work): the threads sleep at once
+ * instead of spinning for the next job, and leave the CPUs to the rest of the process (in the
+ * daemon, the HTTP threads answering a batch and reading the next requests). The next
  * threadpool_run wakes them. */
 void threadpool_rest(threadpool *p);
 

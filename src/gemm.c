@@ -372,10 +372,10 @@ void gemm_linear(threadpool *pool, const float *a, int m, const float *w, int n,
                    const float *bias, enum gemm_epilogue ep)
 {
     int threads = threadpool_size(pool), panels = gemm_panels(n);
-    double flops = 2.0 * m * k * (double)n;
-    int tasks = flops / TASK_FLOPS < threads * MIN_TASKS_PER_THREAD   ? threads * MIN_TASKS_PER_THREAD
-                : flops / TASK_FLOPS > threads * MAX_TASKS_PER_THREAD ? threads * MAX_TASKS_PER_THREAD
-                                                                       : (int)(flops / TASK_FLOPS);
+    double tasks_by_work = 2.0 * m * k * (double)n / TASK_FLOPS;
+    int tasks = tasks_by_work < threads * MIN_TASKS_PER_THREAD   ? threads * MIN_TASKS_PER_THREAD
+                : tasks_by_work > threads * MAX_TASKS_PER_THREAD ? threads * MAX_TASKS_PER_THREAD
+                                                                  : (int)tasks_by_work;
     struct linear_job j = {.a = a, .w = w, .bias = bias, .c = c, .m = m, .n = n, .k = k, .ep = ep,
                            .panels_per_task = (panels + tasks - 1) / tasks};
     threadpool_run(pool, (panels + j.panels_per_task - 1) / j.panels_per_task, linear_task, &j);
