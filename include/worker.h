@@ -42,8 +42,8 @@ struct worker_settings {
     int max_jobs;           /* jobs admitted (queued or running) at once */
     int max_batch_tokens;   /* a batch stops growing before this many tokens (a longer text runs alone) */
     int max_batch_texts;    /* and at this many texts; 1 turns batching off */
-    double max_wait_seconds; /* how long a batch that has room may wait for more work, once the
-                              * last batch held more than one text (0: never) */
+    double max_wait_seconds; /* after a batch of several texts, how long the next one may wait
+                              * for those clients to come back (0: never; see worker.c) */
     /* Optional: called after each batch on its worker thread (e.g. for metrics). */
     void (*on_batch)(void *arg, int n_texts, int n_tokens, double seconds);
     void *on_batch_arg;

@@ -60,7 +60,8 @@ static const struct option_spec specs[] = {
     {"--max-batch-requests", "BERTSERVE_MAX_BATCH_REQUESTS", "N", "and up to this many texts; 1 turns batching off",
      INT, OFF(max_batch_requests), 1, 100000},
     {"--batch-wait-us", "BERTSERVE_BATCH_WAIT_US", "N",
-     "how long a batch with room waits for more requests once requests arrive concurrently, in microseconds (0: never)",
+     "after a batch of several texts, how long the next one may wait for those clients to come back, in "
+     "microseconds (0: never)",
      INT,
      OFF(batch_wait_us), 0, 10000000},
     {"--max-connections", "BERTSERVE_MAX_CONNECTIONS", "N", "open HTTP connections", INT, OFF(max_connections), 1,

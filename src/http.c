@@ -288,8 +288,8 @@ static int tokenize_inputs(struct request *r, struct request_error *f)
         }
         if (e.truncated && !q->truncate) {
             rc = request_fail(f, 413, "validation",
-                      "%s is %d tokens, over the limit of %d tokens; send \"truncate\": true to truncate it", where,
-                      e.n_untruncated, d->max_len);
+                              "%s is %d tokens, over the limit of %d tokens; send \"truncate\": true to truncate it",
+                              where, e.n_untruncated, d->max_len);
             break;
         }
         if (packed_tokens_append(&j->tokens, &e)) {

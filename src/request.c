@@ -85,7 +85,7 @@ static int parse_inputs(struct predict_request *req, const struct predict_limits
             return request_fail(e, 422, "validation", "\"texts\" is empty");
         if (n > lim->max_texts)
             return request_fail(e, 422, "validation", "\"texts\" holds %d texts, more than the limit of %d", n,
-                        lim->max_texts);
+                                lim->max_texts);
         if (!strings)
             return request_fail(e, 422, "validation", "every item of \"texts\" must be a string");
         req->shape = SHAPE_TEXTS;
@@ -120,7 +120,7 @@ static int parse_inputs(struct predict_request *req, const struct predict_limits
     }
     if (n > lim->max_texts)
         return request_fail(e, 422, "validation", "\"inputs\" holds %d inputs, more than the limit of %d", n,
-                    lim->max_texts);
+                            lim->max_texts);
     req->shape = SHAPE_TEI_BATCH;
     if (alloc_inputs(req, n, e))
         return -1;
@@ -152,7 +152,7 @@ int predict_request_parse(char *body, size_t len, const struct predict_limits *l
         /* cJSON refuses an unpaired surrogate escape as a parse error; it is invalid text. */
         if (json_has_lone_surrogate(json, len))
             return request_fail(e, 422, "validation",
-                        "a \\u escape encodes an unpaired UTF-16 surrogate, which is not valid text");
+                                "a \\u escape encodes an unpaired UTF-16 surrogate, which is not valid text");
         return request_fail(e, 400, "invalid_json", "the request body is not valid JSON");
     }
     if (parse_inputs(req, limits, e)) {

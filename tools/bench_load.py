@@ -103,6 +103,20 @@ def drive(d, mix, n):
     return r
 
 
+def baselines(n):
+    """What the targets hold the short-text point with n clients against: the engine alone one
+    text at a time (1 client), or in packed batches of 16, and ONNX Runtime (16 clients)."""
+    quiesce()
+    out = {}
+    if n == 1:
+        out[1] = float(cli_bench(1, "short")["texts_per_second"])
+    if n == 16:
+        out[16] = float(cli_bench(16, "short")["texts_per_second"])
+        if use_ort:
+            out["ort"] = ort_16x32()
+    return out
+
+
 def median(values):
     v = sorted(values)
     return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
@@ -126,21 +140,7 @@ for d in daemons.values():
 results = {}  # (mode, mix, clients) -> [one result per round]
 engine = {1: [], 16: []}
 ort = []
-def baselines(n):
-    """What the targets hold the short-text point with n clients against: the engine alone one
-    text at a time (1 client), or in packed batches of 16, and ONNX Runtime (16 clients)."""
-    out = {}
-    if n == 1:
-        out[1] = float(cli_bench(1, "short")["texts_per_second"])
-    if n == 16:
-        out[16] = float(cli_bench(16, "short")["texts_per_second"])
-        if use_ort:
-            out["ort"] = ort_16x32()
-    return out
-
-
 for rnd in range(rounds):
-    quiesce()
     for mix in mixes:
         for n in clients:
             # The baselines are measured just before and just after the point they belong
@@ -154,7 +154,6 @@ for rnd in range(rounds):
                       f"errors {r['errors'] + r['socket_errors']}  mean batch {r['mean_batch']:5.2f} texts  "
                       f"{r['mean_tokens']:.0f} tokens/text  wrk CPU {100 * r['wrk_cpu_share']:.1f}%", flush=True)
             if before:
-                quiesce()
                 after = baselines(n)
                 for key in before:
                     (ort if key == "ort" else engine[key]).append((before[key] + after[key]) / 2)
