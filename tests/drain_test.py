@@ -93,7 +93,16 @@ print(f"drain: SIGTERM with {stats['in_flight_at_term']} requests in flight (que
 check(depth >= 8, f"the load did not keep the queue busy (depth {depth})")
 check(stats["dropped"] == 0, f"{stats['dropped']} requests dropped at SIGTERM")
 check(stats["wrong"] == 0 and stats["other"] == 0, f"wrong or non-200 answers: {stats}")
-check(stats["ok"] - ok_before >= stats["in_flight_at_term"] > 0, f"in-flight requests not all answered: {stats}")
+# A request sent just before the signal may reach the daemon after it began draining: that one
+# gets the clean 503, not a 200. Only requests in transit at that instant can (the clients whose
+# answers had just come back), so most of the 64 are answered 200; a daemon that cancelled its
+# queue at SIGTERM would answer ~56 of them 503 instead.
+ok_after = stats["ok"] - ok_before
+check(stats["in_flight_at_term"] > 0, f"no request was in flight at SIGTERM: {stats}")
+check(ok_after + stats["refused_503"] >= stats["in_flight_at_term"], f"in-flight requests not all answered: {stats}")
+check(ok_after >= CLIENTS // 2 and stats["refused_503"] <= CLIENTS // 4,
+      f"queued requests were refused instead of answered: {ok_after} answered 200 after SIGTERM, "
+      f"{stats['refused_503']} got 503: {stats}")
 check(rc == 0, f"exit code after SIGTERM: {rc}")
 check(not d.sanitizer_reports(), "sanitizer reports:\n" + "".join(d.lines[-30:]))
 finish("drain")
