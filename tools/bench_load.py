@@ -6,9 +6,9 @@ the engine's own packed-batch rate and ONNX Runtime's batched rate, all measured
 
 The daemon serves a FinBERT-shaped model (12 x 768, seeded random weights: speed does not
 depend on the values) on loopback; wrk (tools/load.lua) drives it with CLIENTS closed-loop
-connections (default "1 4 16 64") for DURATION seconds (default 8) per point, with Financial
-PhraseBank sentences ("short", ~30 tokens) and texts of 8 consecutive sentences ("long", ~250
-tokens). Every answer is checked for a 200 and one of the model's labels; anything else is an
+connections (default "1 4 16 64") for DURATION seconds (default 8) per point, with a fixed
+sample of SAMPLE (256) Financial PhraseBank sentences ("short", ~31 tokens) and texts of 8
+consecutive sentences ("long", ~240 tokens). Every answer is checked for a 200 and one of the model's labels; anything else is an
 error. Batching off is the same daemon with --max-batch-requests 1. The daemons, the engine
 alone and ONNX Runtime take turns, ROUNDS times (default 3); ratios are taken within a round
 and the medians reported. Settings: BUILD_DIR,
@@ -17,6 +17,7 @@ NO_ORT=1 skips ONNX Runtime, DAEMON_ARGS adds daemon flags (e.g. "--batch-wait-u
 import glob
 import json
 import os
+import random
 import resource
 import subprocess
 import sys
@@ -46,7 +47,12 @@ labels = [json.load(open(os.path.join(model, "config.json")))["id2label"][str(i)
 sentences = []
 for path in sorted(glob.glob(need(os.path.join(shared, "data", "financial_phrasebank", "splits")) + "/*.tsv")):
     sentences += [line.rstrip("\n").split("\t", 1)[1] for line in open(path, encoding="utf-8") if "\t" in line]
-mixes = {"short": sentences, "long": [" ".join(sentences[i:i + 8]) for i in range(0, len(sentences) - 8, 8)]}
+# "short" is a fixed sample of SAMPLE sentences, so that the engine-alone baselines run the
+# texts the clients send (each about once), not a different few hundred of the file's: the mean
+# length of a few hundred sentences moves by a few percent from one slice to the next.
+sample = int(os.environ.get("SAMPLE", "256"))
+short = random.Random(11).sample(sentences, sample)
+mixes = {"short": short, "long": [" ".join(sentences[i:i + 8]) for i in range(0, len(sentences) - 8, 8)]}
 for name, texts in mixes.items():
     with open(os.path.join(work, f"{name}.txt"), "w") as f:
         f.write("".join(t + "\n" for t in texts))
@@ -55,8 +61,9 @@ for name, texts in mixes.items():
 
 
 def cli_bench(batch, mix):
+    """The engine alone over the mix's texts, each about once, in batches of `batch`."""
     out = subprocess.run([os.path.join(build, "bertserve-cli"), "bench", "--model", model, "--batch", str(batch),
-                          os.path.join(work, f"{mix}.txt")], check=True, capture_output=True, text=True,
+                          "--iterations", str(len(mixes[mix]) // batch), os.path.join(work, f"{mix}.txt")], check=True, capture_output=True, text=True,
                          env={**os.environ, "OPENBLAS_NUM_THREADS": str(threads)}).stdout
     return dict(kv.split("=") for kv in out.split())
 
@@ -98,6 +105,9 @@ def drive(d, mix, n):
     r["texts_per_s"] = r["checked"] / r["seconds"]
     r["mean_batch"] = delta("bertserve_batch_texts_sum") / max(delta("bertserve_batch_texts_count"), 1)
     r["mean_tokens"] = delta("bertserve_tokens_per_text_sum") / max(delta("bertserve_tokens_per_text_count"), 1)
+    # The share of the point the worker spent in forward passes: what is left is the cost of
+    # the HTTP layer, the tokenizer and the queue between batches.
+    r["busy"] = delta("bertserve_batch_duration_seconds_sum") / r["seconds"]
     wrk_cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     r["wrk_cpu_share"] = wrk_cpu / (r["seconds"] * os.cpu_count())
     return r
@@ -108,10 +118,11 @@ def baselines(n):
     text at a time (1 client), or in packed batches of 16, and ONNX Runtime (16 clients)."""
     quiesce()
     out = {}
-    if n == 1:
-        out[1] = float(cli_bench(1, "short")["texts_per_second"])
+    if n in (1, 16):
+        b = cli_bench(n, "short")
+        out[n] = float(b["texts_per_second"])
+        engine_tokens[n] = float(b["mean_tokens"])
     if n == 16:
-        out[16] = float(cli_bench(16, "short")["texts_per_second"])
         if use_ort:
             out["ort"] = ort_16x32()
     return out
@@ -139,6 +150,7 @@ for d in daemons.values():
 
 results = {}  # (mode, mix, clients) -> [one result per round]
 engine = {1: [], 16: []}
+engine_tokens = {}  # mean tokens per text the engine-alone baseline ran
 ort = []
 for rnd in range(rounds):
     for mix in mixes:
@@ -152,14 +164,16 @@ for rnd in range(rounds):
                 print(f"round {rnd + 1}: batching {mode:3} {mix:5} {n:3} clients: {r['texts_per_s']:7.1f} texts/s  "
                       f"p50 {r['p50_us'] / 1000:8.1f}  p95 {r['p95_us'] / 1000:8.1f}  p99 {r['p99_us'] / 1000:8.1f} ms  "
                       f"errors {r['errors'] + r['socket_errors']}  mean batch {r['mean_batch']:5.2f} texts  "
-                      f"{r['mean_tokens']:.0f} tokens/text  wrk CPU {100 * r['wrk_cpu_share']:.1f}%", flush=True)
+                      f"{r['mean_tokens']:.0f} tokens/text  worker busy {100 * r['busy']:.1f}%  "
+                      f"wrk CPU {100 * r['wrk_cpu_share']:.1f}%", flush=True)
             if before:
                 after = baselines(n)
                 for key in before:
                     (ort if key == "ort" else engine[key]).append((before[key] + after[key]) / 2)
                 print(f"round {rnd + 1}: baselines around it: " + ", ".join(
                     f"{'ONNX Runtime 16 x 32' if k == 'ort' else f'engine alone, batch {k}'} {before[k]:.1f} and "
-                    f"{after[k]:.1f} texts/s" for k in before), flush=True)
+                    f"{after[k]:.1f} texts/s" + ("" if k == "ort" else f" ({engine_tokens[k]:.1f} tokens/text)")
+                    for k in before), flush=True)
 for mode, d in daemons.items():
     if d.stop() != 0:
         sys.exit(f"bench_load: the batching-{mode} daemon did not exit cleanly")
@@ -171,11 +185,11 @@ if parts:
           (f"; ONNX Runtime 16 x 32 tokens, {threads} threads: {median(ort):.1f} texts/s" if ort else ""))
 for (mode, mix, n), rs in results.items():
     med = {k: median([r[k] for r in rs]) for k in ("texts_per_s", "p50_us", "p95_us", "p99_us", "mean_batch",
-                                                   "wrk_cpu_share")}
+                                                   "busy", "wrk_cpu_share")}
     print(f"batching {mode:3} {mix:5} {n:3} clients: {med['texts_per_s']:7.1f} texts/s  p50 {med['p50_us'] / 1000:8.1f}  "
           f"p95 {med['p95_us'] / 1000:8.1f}  p99 {med['p99_us'] / 1000:8.1f} ms  "
           f"errors {sum(r['errors'] + r['socket_errors'] for r in rs)}  mean batch {med['mean_batch']:5.2f} texts  "
-          f"wrk CPU {100 * med['wrk_cpu_share']:.1f}%")
+          f"worker busy {100 * med['busy']:.1f}%  wrk CPU {100 * med['wrk_cpu_share']:.1f}%")
 
 print(f"\n== ratios within each round (median, and the range over {rounds} rounds)")
 
