@@ -42,12 +42,18 @@ echo
 median() { # case, file: the median of that case's times
   awk -v c="$1" '$1 == c {print $2}' "$2" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
 }
-echo "== ratio: bertserve time / ONNX Runtime time (median of $rounds rounds of p50 ms; below 1.0 is faster)"
-printf '%-8s %10s %10s %8s %14s %8s\n' case ours_ms ort_ms ratio ours_env_ms ratio
+round_ratios() { # case: that case's ratio within each round (the engines' p50s of the same round), sorted
+  awk -v c="$1" 'FNR == 1 {f++} $1 == c {t[f, ++n[f]] = $2}
+    END {for (i = 1; i <= n[1] && i <= n[2]; i++) print t[1, i] / t[2, i]}' "$work/ours.all" "$work/ort.all" | sort -g
+}
+echo "== ratio: bertserve time / ONNX Runtime time (below 1.0 is faster): medians of $rounds rounds of p50 ms,"
+echo "   and the median and range of the ratios taken within each round (the fairer figure on a noisy machine)"
+printf '%-8s %10s %10s %8s %18s %14s %8s\n' case ours_ms ort_ms ratio "per round (range)" ours_env_ms ratio
 while read -r _ case _; do
   ours=$(median "$case" "$work/ours.all")
   ort_ms=$(median "$case" "$work/ort.all")
   env_ms=$(awk -v c="$case" '$1 == c {print $2}' "$work/ours-env.txt")
-  awk -v c="$case" -v a="$ours" -v o="$ort_ms" -v e="$env_ms" \
-    'BEGIN {printf "%-8s %10.2f %10.2f %8.2f %14.2f %8.2f\n", c, a, o, a / o, e, e / o}'
+  per_round=$(round_ratios "$case" | awk '{v[NR] = $1} END {printf "%.2f (%.2f-%.2f)", v[int((NR + 1) / 2)], v[1], v[NR]}')
+  awk -v c="$case" -v a="$ours" -v o="$ort_ms" -v e="$env_ms" -v r="$per_round" \
+    'BEGIN {printf "%-8s %10.2f %10.2f %8.2f %18s %14.2f %8.2f\n", c, a, o, a / o, r, e, e / o}'
 done < "$work/ort.txt"
