@@ -110,8 +110,11 @@ static enum MHD_Result respond(struct request *r, unsigned status, char *body, s
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close"); /* draining */
     enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
-    if (ret == MHD_YES)
+    if (ret == MHD_YES) {
         r->status = (int)status;
+        /* Counted now, not once sent: a client that has its answer finds it in /metrics. */
+        metrics_request(r->srv->d.metrics, r->route, r->method, r->status, monotonic_seconds() - r->t_start);
+    }
     return ret;
 }
 
@@ -615,9 +618,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     double seconds = monotonic_seconds() - r->t_start;
-    /* 499 (nginx's "client closed request") when the client left before any answer. */
+    /* 499 (nginx's "client closed request") when the client left before any answer; an
+     * answered request was counted when its response was queued. */
     int status = r->status ? r->status : 499;
-    metrics_request(s->d.metrics, r->route, r->method, status, seconds);
+    if (!r->status)
+        metrics_request(s->d.metrics, r->route, r->method, status, seconds);
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "method", r->method);
     cJSON_AddStringToObject(f, "route", metrics_route_name(r->route));

@@ -4,16 +4,16 @@ the engine's own packed-batch rate and ONNX Runtime's batched rate, all measured
 
     tools/bench_load.py     (after `cmake -B build && cmake --build build`; needs Debian's wrk)
 
-The daemon serves a FinBERT-shaped model (12 x 768, seeded random weights: speed does not
-depend on the values) on loopback; wrk (tools/load.lua) drives it with CLIENTS closed-loop
-connections (default "1 4 16 64") for DURATION seconds (default 8) per point, with a fixed
-sample of SAMPLE (256) Financial PhraseBank sentences ("short", ~31 tokens) and texts of 8
-consecutive sentences ("long", ~240 tokens). Every answer is checked for a 200 and one of the model's labels; anything else is an
-error. Batching off is the same daemon with --max-batch-requests 1. The daemons, the engine
-alone and ONNX Runtime take turns, ROUNDS times (default 3); ratios are taken within a round
-and the medians reported. Settings: BUILD_DIR,
-BENCH_DIR (default /tmp/bertserve-bench), THREADS (default 2: compute and ORT threads),
-NO_ORT=1 skips ONNX Runtime, DAEMON_ARGS adds daemon flags (e.g. "--batch-wait-us 500")."""
+The daemon serves a FinBERT-shaped model (12 x 768, seeded random weights: speed does not depend
+on the values) on loopback; wrk (tools/load.lua) drives it with CLIENTS closed-loop connections
+(default "1 4 16 64") for DURATION seconds (default 8) per point, with a fixed sample of SAMPLE
+(256) Financial PhraseBank sentences ("short", ~31 tokens) and texts of 8 consecutive sentences
+("long", ~240 tokens). Every answer is checked for a 200 and one of the model's labels; anything
+else is an error. Batching off is the same daemon with --max-batch-requests 1. The daemons, the
+engine alone and ONNX Runtime take turns, ROUNDS times (default 3); ratios are taken within a
+round and the medians reported. Settings: BUILD_DIR, BENCH_DIR (default /tmp/bertserve-bench),
+THREADS (default 2: compute and ORT threads), NO_ORT=1 skips ONNX Runtime, DAEMON_ARGS adds
+daemon flags (e.g. "--batch-wait-us 500")."""
 import glob
 import json
 import os
@@ -63,7 +63,8 @@ for name, texts in mixes.items():
 def cli_bench(batch, mix):
     """The engine alone over the mix's texts, each about once, in batches of `batch`."""
     out = subprocess.run([os.path.join(build, "bertserve-cli"), "bench", "--model", model, "--batch", str(batch),
-                          "--iterations", str(len(mixes[mix]) // batch), os.path.join(work, f"{mix}.txt")], check=True, capture_output=True, text=True,
+                          "--iterations", str(len(mixes[mix]) // batch), os.path.join(work, f"{mix}.txt")],
+                         check=True, capture_output=True, text=True,
                          env={**os.environ, "OPENBLAS_NUM_THREADS": str(threads)}).stdout
     return dict(kv.split("=") for kv in out.split())
 
@@ -122,9 +123,8 @@ def baselines(n):
         b = cli_bench(n, "short")
         out[n] = float(b["texts_per_second"])
         engine_tokens[n] = float(b["mean_tokens"])
-    if n == 16:
-        if use_ort:
-            out["ort"] = ort_16x32()
+    if n == 16 and use_ort:
+        out["ort"] = ort_16x32()
     return out
 
 
