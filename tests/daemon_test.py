@@ -473,9 +473,15 @@ while time.time() < deadline:  # wait until both are admitted
     time.sleep(0.005)
 check(depth >= 2, f"both requests in the queue before SIGTERM (depth {depth})")
 f.proc.send_signal(signal.SIGTERM)
-time.sleep(0.05)
+# The signal reaches the daemon's main thread a moment later (later still on a loaded machine):
+# /ready answers 200 until then, then 503.
+deadline = time.time() + 5
 try:
-    status, _, body = f.request("GET", "/ready", conn=keep)
+    while True:
+        status, _, body = f.request("GET", "/ready", conn=keep)
+        if status != 200 or time.time() > deadline:
+            break
+        time.sleep(0.01)
     check(status == 503, f"/ready while draining: {status} {body}")
 except (ConnectionError, OSError) as e:
     check(False, f"/ready while draining on an open connection: {e!r}")
