@@ -76,14 +76,15 @@ INLINE v16 v_gelu(v16 x)
 /* One tile: rows [0, rows) of C (rows <= MR) for one panel of NR = 32 columns, the whole
  * k loop in registers (MR x 2 accumulators), then the epilogue. MR is a constant in every
  * call, so the compiler unrolls the row loops and keeps the accumulators in registers.
- * While it computes, it prefetches pf_lines cache lines (1 or 2) per k step from prefetch
- * (if not NULL) into L2: part of the next panel, see DEFINE_PANELS. */
+ * While it computes, it prefetches pf_lines cache lines from prefetch on into L2, evenly
+ * over its k steps: pf_rate / 256 lines per step, at most 2 (see DEFINE_PANELS). */
 INLINE void tile(const int MR, int rows, const float *a, int lda, const float *w, int k, float *c,
                  int ldc, int cols, const float *bias, enum gemm_epilogue ep, const float *prefetch,
-                 int pf_lines)
+                 int pf_lines, int pf_rate)
 {
     const float *ar[12];
     v16 acc0[12], acc1[12];
+    int pf_due = 0;
 #pragma GCC unroll 12
     for (int r = 0; r < MR; r++) {
         ar[r] = a + (size_t)(r < rows ? r : 0) * (size_t)lda;
@@ -91,12 +92,9 @@ INLINE void tile(const int MR, int rows, const float *a, int lda, const float *w
     }
     for (int kk = 0; kk < k; kk++) {
         v16 b0 = v_load(w + (size_t)kk * GEMM_NR), b1 = v_load(w + (size_t)kk * GEMM_NR + 16);
-        if (prefetch) {
-            /* With one line per step the second prefetch repeats the first: cheaper than a
-             * branch in this loop (measured). */
-            const float *at = prefetch + (size_t)kk * 16 * pf_lines;
-            __builtin_prefetch(at, 0, 2);
-            __builtin_prefetch(at + 16 * (pf_lines - 1), 0, 2);
+        for (pf_due += pf_rate; pf_due >= 256 && pf_lines > 0; pf_due -= 256, pf_lines--) {
+            __builtin_prefetch(prefetch, 0, 2);
+            prefetch += 16;
         }
 #pragma GCC unroll 12
         for (int r = 0; r < MR; r++) {
@@ -134,40 +132,50 @@ INLINE void tile(const int MR, int rows, const float *a, int lda, const float *w
     }
 }
 
-/* The second half of the next panel once the first tile has prefetched the first half, then
- * nothing. */
-INLINE const float *second_half(const float *pf, const float *next, int k)
+/* Rows in the next tile of a panel from row i on: MR at a time, then smaller tiles for the
+ * rest, so that no tile computes many rows it throws away. */
+INLINE int tile_rows(const int MR, int m, int i)
 {
-    return pf && pf == next ? next + (size_t)k * 16 : NULL;
+    return m - i >= MR ? MR : MR > 8 && m - i >= 8 ? 8 : m - i >= 4 ? 4 : m - i;
 }
 
-/* The panel loop for one instruction set: MR rows at a time, then smaller tiles for the
- * rest so that no tile computes many rows it throws away. The next panel of weights (if it
- * is below pf_end: the caller may go on past p1) is prefetched by the first two tiles, half
- * each, or all by the first when it is the only one: spread so, the stream from memory keeps
- * pace at 32 rows, where weights are used about as fast as memory delivers them (measured:
- * 5-10% faster FFN products at 32 rows than with the whole prefetch in the first of three
- * tiles). */
+/* The panel loop for one instruction set. The next panel of weights (if it is below pf_end:
+ * the caller may go on past p1) is prefetched into L2 while this one is computed, spread
+ * evenly over all of its tiles. Spread so, a product at 32-128 rows takes 0.89-0.91x the time
+ * it took with the whole prefetch in the first two tiles, and at 8 rows (one tile) the same
+ * (in-process A/B, identical results). The likely reason: a software prefetch holds one of
+ * the core's few L1 miss buffers until memory answers, so a burst of them starves the loads
+ * of the current panel from L2. */
 #define DEFINE_PANELS(NAME, TARGET, MR)                                                        \
     TARGET static void NAME(const float *a, int lda, int m, const float *packed, int n, int k,  \
                             float *c, int ldc, const float *bias, enum gemm_epilogue ep, int p0, \
                             int p1, int pf_end)                                                 \
     {                                                                                           \
+        int tiles = 0;                                                                          \
+        for (int i = 0; i < m; i += tile_rows(MR, m, i))                                        \
+            tiles++;                                                                            \
+        int panel_lines = 2 * k, lines_per_tile = (panel_lines + tiles - 1) / tiles;            \
+        int rate = (lines_per_tile * 256 + k - 1) / k;                                          \
         for (int p = p0; p < p1; p++) {                                                         \
             const float *w = packed + (size_t)p * (size_t)k * GEMM_NR;                          \
-            const float *next = p + 1 < pf_end ? w + (size_t)k * GEMM_NR : NULL, *pf = next;    \
+            const float *next = p + 1 < pf_end ? w + (size_t)k * GEMM_NR : NULL;                \
             int cols = n - p * GEMM_NR < GEMM_NR ? n - p * GEMM_NR : GEMM_NR;                   \
             const float *b = bias ? bias + (size_t)p * GEMM_NR : NULL;                          \
-            float *cp = c + (size_t)p * GEMM_NR;                                                \
-            int i = 0, lines = m <= 4 || m == MR || (MR > 8 && m == 8) ? 2 : 1;                 \
-            for (; i + MR <= m; i += MR, pf = second_half(pf, next, k))                         \
-                tile(MR, MR, a + (size_t)i * lda, lda, w, k, cp + (size_t)i * ldc, ldc, cols, b, ep, pf, lines); \
-            for (; m - i >= 8 && MR > 8; i += 8, pf = second_half(pf, next, k))                 \
-                tile(8, 8, a + (size_t)i * lda, lda, w, k, cp + (size_t)i * ldc, ldc, cols, b, ep, pf, lines); \
-            for (; m - i >= 4; i += 4, pf = second_half(pf, next, k))                           \
-                tile(4, 4, a + (size_t)i * lda, lda, w, k, cp + (size_t)i * ldc, ldc, cols, b, ep, pf, lines); \
-            if (i < m)                                                                          \
-                tile(4, m - i, a + (size_t)i * lda, lda, w, k, cp + (size_t)i * ldc, ldc, cols, b, ep, pf, lines); \
+            for (int i = 0, line = 0; i < m; line += lines_per_tile) {                          \
+                int rows = tile_rows(MR, m, i);                                                 \
+                int lines = !next || line >= panel_lines ? 0                                    \
+                            : panel_lines - line < lines_per_tile ? panel_lines - line : lines_per_tile; \
+                const float *pf = lines ? next + (size_t)line * 16 : NULL;                      \
+                const float *ai = a + (size_t)i * lda;                                          \
+                float *ci = c + (size_t)i * ldc + (size_t)p * GEMM_NR;                          \
+                if (rows == MR)                                                                 \
+                    tile(MR, MR, ai, lda, w, k, ci, ldc, cols, b, ep, pf, lines, rate);         \
+                else if (rows == 8)                                                             \
+                    tile(8, 8, ai, lda, w, k, ci, ldc, cols, b, ep, pf, lines, rate);           \
+                else                                                                            \
+                    tile(4, rows, ai, lda, w, k, ci, ldc, cols, b, ep, pf, lines, rate);        \
+                i += rows;                                                                      \
+            }                                                                                   \
         }                                                                                       \
     }
 
