@@ -43,9 +43,9 @@ struct threadpool;
 void gemm_linear(struct threadpool *pool, const float *a, int m, const float *packed, int n, int k,
                  float *c, const float *bias, enum gemm_epilogue ep);
 
-/* x[i] = exp((x[i] - max) * scale) over a row (max >= every x[i], scale > 0), returning the
- * sum: the body of a stable softmax. */
-float gemm_exp_row(float *x, int n, float max, float scale);
+/* x = softmax(x * scale) over a row of n (scale > 0), stable: the row's maximum is
+ * subtracted before exp. */
+void gemm_softmax_row(float *x, int n, float scale);
 
 /* x = LayerNorm(x + add + bias) over one row of n (add and bias both NULL: LayerNorm(x)),
  * with gain g and shift b; mean and variance accumulated in double. */

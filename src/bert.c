@@ -124,14 +124,8 @@ static void attention_task(void *ctx, int task, int thread)
     gemm_pack_transposed(v, ld, d, T, vp);
     gemm_panels_run(q, ld, n_queries, kp, T, d, scores, t_pad, NULL, GEMM_STORE, 0, gemm_panels(T));
     float scale = 1.0f / sqrtf((float)d);
-    for (int t = 0; t < n_queries; t++) {
-        float *row = scores + (size_t)t * t_pad, max = row[0];
-        for (int u = 1; u < T; u++)
-            max = row[u] > max ? row[u] : max;
-        float inv = 1.0f / gemm_exp_row(row, T, max, scale);
-        for (int u = 0; u < T; u++)
-            row[u] *= inv;
-    }
+    for (int t = 0; t < n_queries; t++)
+        gemm_softmax_row(scores + (size_t)t * t_pad, T, scale);
     gemm_panels_run(scores, t_pad, n_queries, vp, d, T, out, H, NULL, GEMM_STORE, 0, gemm_panels(d));
 }
 
