@@ -278,12 +278,18 @@ DEFINE_SOFTMAX_ROW(softmax_row_generic, )
 
 enum isa { ISA_GENERIC, ISA_AVX2, ISA_AVX512 };
 
+/* The best kernel this file may choose: tests build it again with a lower one, to check the
+ * kernels that a CPU with a better one never runs. */
+#ifndef GEMM_MAX_ISA
+#define GEMM_MAX_ISA ISA_AVX512
+#endif
+
 static enum isa cpu_isa(void)
 {
 #if defined(__x86_64__)
-    if (__builtin_cpu_supports("avx512f"))
+    if (GEMM_MAX_ISA >= ISA_AVX512 && __builtin_cpu_supports("avx512f"))
         return ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    if (GEMM_MAX_ISA >= ISA_AVX2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         return ISA_AVX2;
 #endif
     return ISA_GENERIC;
