@@ -40,7 +40,12 @@ static void usage(FILE *f)
             "  --max-length N    truncate to N tokens including [CLS]/[SEP] (default: the model's\n"
             "                    max_position_embeddings for predict/eval, no limit for tokenize)\n"
             "  --jsonl           each line is a JSON string, so texts may hold newlines\n"
-            "  --pair            each line is a JSON array of two strings: a sentence pair\n");
+            "  --pair            each line is a JSON array of two strings: a sentence pair\n"
+            "  --batch N         bench FILE: texts per packed batch (default 16)\n"
+            "  --iterations N    bench: timed runs per case (default: at least 5, about a second);\n"
+            "                    with FILE, timed batches after one warm-up batch (default: about\n"
+            "                    5 s); the batches wrap around the file, so (texts in FILE) /\n"
+            "                    --batch of them run each text once\n");
 }
 
 struct text_input {

@@ -154,25 +154,31 @@ static int bench_texts(const struct options *o, bert_model *m)
     if (rc == 0 && n < batch)
         rc = bs_fail(err, "%s holds %d texts, fewer than one batch of %d", o->file, n, batch);
     int32_t *ids = NULL, *types = NULL;
+    int *batch_lens = NULL;
     float *logits = NULL;
     bert_scratch scratch = {0};
     if (rc == 0) {
         ids = malloc(sizeof *ids * (size_t)all.n);
         types = malloc(sizeof *types * (size_t)all.n);
+        batch_lens = malloc(sizeof *batch_lens * (size_t)batch);
         logits = malloc(sizeof *logits * (size_t)batch * (size_t)m->cfg.n_labels);
-        if (!ids || !types || !logits)
+        if (!ids || !types || !batch_lens || !logits)
             rc = bs_fail(err, "out of memory");
     }
     long texts = 0, tokens = 0, batches = 0;
     double start = now(), elapsed = 0;
-    for (int first = 0; rc == 0; first = (first + batch) % (n - batch + 1)) {
+    /* Batches of consecutive texts (shuffled above), wrapping around the end of the file, so
+     * that n / batch timed batches (after the warm-up one) run each text at most once. */
+    for (int first = 0; rc == 0; first = (first + batch) % n) {
         int total = 0;
-        for (int i = 0; i < batch; i++) { /* consecutive texts (shuffled above), packed like the batcher does */
-            memcpy(ids + total, all.ids + starts[first + i], sizeof *ids * (size_t)lens[first + i]);
-            memcpy(types + total, all.type_ids + starts[first + i], sizeof *types * (size_t)lens[first + i]);
-            total += lens[first + i];
+        for (int i = 0; i < batch; i++) { /* packed like the batcher does */
+            int t = (first + i) % n;
+            memcpy(ids + total, all.ids + starts[t], sizeof *ids * (size_t)lens[t]);
+            memcpy(types + total, all.type_ids + starts[t], sizeof *types * (size_t)lens[t]);
+            batch_lens[i] = lens[t];
+            total += lens[t];
         }
-        bert_batch b = {.ids = ids, .type_ids = types, .lens = lens + first, .n_seqs = batch};
+        bert_batch b = {.ids = ids, .type_ids = types, .lens = batch_lens, .n_seqs = batch};
         rc = bert_forward(m, &b, logits, &scratch, err);
         if (batches++ == 0) { /* warm-up: scratch and caches */
             start = now();
@@ -192,7 +198,7 @@ static int bench_texts(const struct options *o, bert_model *m)
     bert_scratch_free(&scratch);
     encoding_free(&e);
     packed_tokens_free(&all);
-    free(starts), free(lens), free(ids), free(types), free(logits);
+    free(starts), free(lens), free(batch_lens), free(ids), free(types), free(logits);
     tokenizer_free(tok);
     return rc ? 1 : 0;
 }

@@ -3,6 +3,7 @@
   - predict on golden finsent-mini rows (plain lines and --jsonl, and --pair rows) gives the golden
     labels and logits within 2e-5;
   - eval on the PhraseBank test split reproduces MODEL_CARD.md's accuracy and macro-F1;
+  - bench FILE with (texts / batch) iterations runs each text once: its mean length is the file's;
   - a random model made from tiny-bert's config loads and predicts.
 usage: cli_model_test.py BUILD_DIR"""
 import json
@@ -78,6 +79,19 @@ if m:
     check(f"examples: {m.group(1)}\n" in out, f"eval: not {m.group(1)} examples:\n{out}")
     check(f"accuracy: {m.group(2)}\n" in out, f"eval: accuracy is not {m.group(2)}:\n{out}")
     check(f"macro-F1: {m.group(3)}\n" in out, f"eval: macro-F1 is not {m.group(3)}:\n{out}")
+
+# bench FILE: 12 texts in batches of 4, 3 timed batches: each text once, whatever the shuffle
+texts = [r["text"] for r in singles if "\n" not in r["text"] and "\r" not in r["text"] and r["text"].strip()][:12]
+rc, out, err = run(["predict", "--model", model], "".join(t + "\n" for t in texts))
+lengths = [json.loads(l)["tokens"] for l in out.splitlines()]
+with tempfile.NamedTemporaryFile("w", suffix=".txt") as f:
+    f.write("".join(t + "\n" for t in texts))
+    f.flush()
+    rc, out, err = run(["bench", "--model", model, "--batch", "4", "--iterations", "3", f.name])
+    got = dict(kv.split("=") for kv in out.split()) if rc == 0 else {}
+    check(rc == 0 and got.get("texts") == "12" and got.get("batches") == "3", f"bench FILE: {rc} {out} {err}")
+    check(len(lengths) == 12 and got.get("mean_tokens") == f"{sum(lengths) / 12:.1f}",
+          f"bench FILE: mean_tokens {got.get('mean_tokens')}, the texts' mean is {sum(lengths) / max(len(lengths), 1):.2f}")
 
 # make-random-model: a model from tiny-bert's config loads and predicts one of its labels
 with tempfile.TemporaryDirectory() as tmp:

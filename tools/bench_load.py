@@ -48,7 +48,7 @@ sentences = []
 for path in sorted(glob.glob(need(os.path.join(shared, "data", "financial_phrasebank", "splits")) + "/*.tsv")):
     sentences += [line.rstrip("\n").split("\t", 1)[1] for line in open(path, encoding="utf-8") if "\t" in line]
 # "short" is a fixed sample of SAMPLE sentences, so that the engine-alone baselines run the
-# texts the clients send (each about once), not a different few hundred of the file's: the mean
+# texts the clients send (each once), not a different few hundred of the file's: the mean
 # length of a few hundred sentences moves by a few percent from one slice to the next.
 sample = int(os.environ.get("SAMPLE", "256"))
 short = random.Random(11).sample(sentences, sample)
@@ -61,7 +61,7 @@ for name, texts in mixes.items():
 
 
 def cli_bench(batch, mix):
-    """The engine alone over the mix's texts, each about once, in batches of `batch`."""
+    """The engine alone over the mix's texts, each once, in batches of `batch`."""
     out = subprocess.run([os.path.join(build, "bertserve-cli"), "bench", "--model", model, "--batch", str(batch),
                           "--iterations", str(len(mixes[mix]) // batch), os.path.join(work, f"{mix}.txt")],
                          check=True, capture_output=True, text=True,
