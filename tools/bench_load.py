@@ -116,16 +116,17 @@ def drive(d, mix, n):
 
 def baselines(n):
     """What the targets hold the short-text point with n clients against: the engine alone one
-    text at a time (1 client), or in packed batches of 16, and ONNX Runtime (16 clients)."""
+    text at a time (1 client), or in packed batches of 16, and ONNX Runtime (16 clients): their
+    texts/s, and the engine's mean tokens per text."""
     quiesce()
-    out = {}
+    rates, tokens = {}, {}
     if n in (1, 16):
         b = cli_bench(n, "short")
-        out[n] = float(b["texts_per_second"])
-        engine_tokens[n] = float(b["mean_tokens"])
+        rates[n] = float(b["texts_per_second"])
+        tokens[n] = float(b["mean_tokens"])
     if n == 16 and use_ort:
-        out["ort"] = ort_16x32()
-    return out
+        rates["ort"] = ort_16x32()
+    return rates, tokens
 
 
 def median(values):
@@ -150,14 +151,13 @@ for d in daemons.values():
 
 results = {}  # (mode, mix, clients) -> [one result per round]
 engine = {1: [], 16: []}
-engine_tokens = {}  # mean tokens per text the engine-alone baseline ran
 ort = []
 for rnd in range(rounds):
     for mix in mixes:
         for n in clients:
             # The baselines are measured just before and just after the point they belong
             # to, and averaged: a neighbour's load changes within a minute.
-            before = baselines(n) if mix == "short" else {}
+            before, tokens = baselines(n) if mix == "short" else ({}, {})
             for mode, d in daemons.items():
                 r = drive(d, mix, n)
                 results.setdefault((mode, mix, n), []).append(r)
@@ -167,12 +167,12 @@ for rnd in range(rounds):
                       f"{r['mean_tokens']:.0f} tokens/text  worker busy {100 * r['busy']:.1f}%  "
                       f"wrk CPU {100 * r['wrk_cpu_share']:.1f}%", flush=True)
             if before:
-                after = baselines(n)
+                after, _ = baselines(n)
                 for key in before:
                     (ort if key == "ort" else engine[key]).append((before[key] + after[key]) / 2)
                 print(f"round {rnd + 1}: baselines around it: " + ", ".join(
                     f"{'ONNX Runtime 16 x 32' if k == 'ort' else f'engine alone, batch {k}'} {before[k]:.1f} and "
-                    f"{after[k]:.1f} texts/s" + ("" if k == "ort" else f" ({engine_tokens[k]:.1f} tokens/text)")
+                    f"{after[k]:.1f} texts/s" + ("" if k == "ort" else f" ({tokens[k]:.1f} tokens/text)")
                     for k in before), flush=True)
 for mode, d in daemons.items():
     if d.stop() != 0:
