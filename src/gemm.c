@@ -8,212 +8,38 @@
 #include <stdint.h>
 #include <string.h>
 
-/* 16 floats: one AVX-512 register, two AVX2 registers, four SSE ones. GCC's vector
- * extensions let one kernel source compile for each instruction set below. */
-/* The helpers below return vectors by value; they are always inlined into the kernels,
- * so the ABI note GCC gives for that does not apply. */
+/* The helpers in gemm_kernel.inc return vectors by value; they are always inlined into the
+ * kernels, so the ABI note GCC gives for that does not apply. */
 #pragma GCC diagnostic ignored "-Wpsabi"
-
-typedef float v16 __attribute__((vector_size(64)));
-typedef int32_t v16i __attribute__((vector_size(64)));
 
 #define INLINE static inline __attribute__((always_inline))
 
-INLINE v16 v_load(const float *p)
-{
-    v16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
+/* One kernel source, compiled for each instruction set: 12 x 32 tiles in 16-float registers
+ * for AVX-512 (32 of them), 6 x 16 in 8-float ones for AVX2 and 6 x 8 in 4-float ones for
+ * plain x86-64 (16 registers each): MR x 2 accumulators, two of the panel's vectors and a
+ * broadcast fit. */
+#if defined(__x86_64__)
+#pragma GCC push_options
+#pragma GCC target("avx512f,fma")
+#define ISA avx512
+#define LANES 16
+#define MR 12
+#include "gemm_kernel.inc"
+#pragma GCC pop_options
 
-INLINE void v_store(float *p, v16 v) { memcpy(p, &v, sizeof v); }
-/* A shuffle of element 0 into every lane: GCC turns this into one broadcast, where
- * spelling out {x, x, ...} or adding x to a zero vector does not. */
-INLINE v16 v_splat(float x) { return __builtin_shuffle((v16){x}, (v16i){0}); }
-INLINE v16 v_select(v16i mask, v16 yes, v16 no) { return (v16)(((v16i)yes & mask) | ((v16i)no & ~mask)); }
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define ISA avx2
+#define LANES 8
+#define MR 6
+#include "gemm_kernel.inc"
+#pragma GCC pop_options
+#endif
 
-/* exp(x) for x <= 0 (Cephes' expf: range reduction by ln 2, degree-6 polynomial; ~1 ulp).
- * Below -87 the result is clamped near FLT_MIN, which every caller treats as zero. */
-INLINE v16 v_exp_nonpositive(v16 x)
-{
-    x = v_select(x < -87.0f, v_splat(-87.0f), x);
-    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    v16 t = x * 1.44269504088896341f + magic;
-    v16 n = t - magic;
-    v16i ni = (v16i)t - (v16i)v_splat(magic);
-    v16 r = x - n * 0.693359375f - n * -2.12194440e-4f;
-    v16 p = v_splat(1.9875691500e-4f);
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    return p * (v16)((ni + 127) << 23);
-}
-
-/* HF's exact GELU, 0.5 x (1 + erf(x / sqrt 2)), written with erfc so that the negative tail
- * keeps its relative accuracy: erfc from Numerical Recipes' Chebyshev fit (fractional
- * error < 1.2e-7 everywhere). */
-INLINE v16 v_gelu(v16 x)
-{
-    v16 z = (v16)((v16i)x & 0x7fffffff) * 0.70710678118654752f;
-    v16 t = 1.0f / (1.0f + 0.5f * z);
-    v16 p = v_splat(0.17087277f);
-    p = p * t - 0.82215223f;
-    p = p * t + 1.48851587f;
-    p = p * t - 1.13520398f;
-    p = p * t + 0.27886807f;
-    p = p * t - 0.18628806f;
-    p = p * t + 0.09678418f;
-    p = p * t + 0.37409196f;
-    p = p * t + 1.00002368f;
-    p = p * t - 1.26551223f;
-    v16 erfc = t * v_exp_nonpositive(p - z * z);
-    return 0.5f * x * v_select(x >= 0.0f, 2.0f - erfc, erfc);
-}
-
-/* One tile: rows [0, rows) of C (rows <= MR) for one panel of NR = 32 columns, the whole
- * k loop in registers (MR x 2 accumulators), then the epilogue. MR is a constant in every
- * call, so the compiler unrolls the row loops and keeps the accumulators in registers.
- * While it computes, it prefetches pf_lines cache lines from prefetch on into L2, evenly
- * over its k steps: pf_rate / 256 lines per step, at most 2 (see DEFINE_PANELS). */
-INLINE void tile(const int MR, int rows, const float *a, int lda, const float *w, int k, float *c,
-                 int ldc, int cols, const float *bias, enum gemm_epilogue ep, const float *prefetch,
-                 int pf_lines, int pf_rate)
-{
-    const float *ar[12];
-    v16 acc0[12], acc1[12];
-    int pf_due = 0;
-#pragma GCC unroll 12
-    for (int r = 0; r < MR; r++) {
-        ar[r] = a + (size_t)(r < rows ? r : 0) * (size_t)lda;
-        acc0[r] = acc1[r] = (v16){0};
-    }
-    for (int kk = 0; kk < k; kk++) {
-        v16 b0 = v_load(w + (size_t)kk * GEMM_NR), b1 = v_load(w + (size_t)kk * GEMM_NR + 16);
-        for (pf_due += pf_rate; pf_due >= 256 && pf_lines > 0; pf_due -= 256, pf_lines--) {
-            __builtin_prefetch(prefetch, 0, 2);
-            prefetch += 16;
-        }
-#pragma GCC unroll 12
-        for (int r = 0; r < MR; r++) {
-            v16 av = v_splat(ar[r][kk]);
-            acc0[r] += av * b0;
-            acc1[r] += av * b1;
-        }
-    }
-    float tmp[GEMM_NR];
-    v16 bias0 = {0}, bias1 = {0};
-    if (ep != GEMM_STORE) {
-        memset(tmp, 0, sizeof tmp);
-        memcpy(tmp, bias, (size_t)cols * sizeof(float));
-        bias0 = v_load(tmp);
-        bias1 = v_load(tmp + 16);
-    }
-#pragma GCC unroll 12
-    for (int r = 0; r < MR; r++) {
-        if (r >= rows)
-            break;
-        v16 x0 = acc0[r] + bias0, x1 = acc1[r] + bias1;
-        if (ep == GEMM_BIAS_GELU) {
-            x0 = v_gelu(x0);
-            x1 = v_gelu(x1);
-        }
-        float *cr = c + (size_t)r * (size_t)ldc;
-        if (cols == GEMM_NR) {
-            v_store(cr, x0);
-            v_store(cr + 16, x1);
-        } else {
-            v_store(tmp, x0);
-            v_store(tmp + 16, x1);
-            memcpy(cr, tmp, (size_t)cols * sizeof(float));
-        }
-    }
-}
-
-/* Rows in the next tile of a panel from row i on: MR at a time, then smaller tiles for the
- * rest, so that no tile computes many rows it throws away. */
-INLINE int tile_rows(const int MR, int m, int i)
-{
-    return m - i >= MR ? MR : MR > 8 && m - i >= 8 ? 8 : m - i >= 4 ? 4 : m - i;
-}
-
-/* The panel loop for one instruction set. The next panel of weights (if it is below pf_end:
- * the caller may go on past p1) is prefetched into L2 while this one is computed, spread
- * evenly over all of its tiles. Spread so, a product at 32-128 rows takes 0.89-0.91x the time
- * it took with the whole prefetch in the first two tiles, and at 8 rows (one tile) the same
- * (in-process A/B, identical results). The likely reason: a software prefetch holds one of
- * the core's few L1 miss buffers until memory answers, so a burst of them starves the loads
- * of the current panel from L2. */
-#define DEFINE_PANELS(NAME, TARGET, MR)                                                        \
-    TARGET static void NAME(const float *a, int lda, int m, const float *packed, int n, int k,  \
-                            float *c, int ldc, const float *bias, enum gemm_epilogue ep, int p0, \
-                            int p1, int pf_end)                                                 \
-    {                                                                                           \
-        int tiles = 0;                                                                          \
-        for (int i = 0; i < m; i += tile_rows(MR, m, i))                                        \
-            tiles++;                                                                            \
-        int panel_lines = 2 * k, lines_per_tile = (panel_lines + tiles - 1) / tiles;            \
-        int rate = (lines_per_tile * 256 + k - 1) / k;                                          \
-        for (int p = p0; p < p1; p++) {                                                         \
-            const float *w = packed + (size_t)p * (size_t)k * GEMM_NR;                          \
-            const float *next = p + 1 < pf_end ? w + (size_t)k * GEMM_NR : NULL;                \
-            int cols = n - p * GEMM_NR < GEMM_NR ? n - p * GEMM_NR : GEMM_NR;                   \
-            const float *b = bias ? bias + (size_t)p * GEMM_NR : NULL;                          \
-            for (int i = 0, line = 0; i < m; line += lines_per_tile) {                          \
-                int rows = tile_rows(MR, m, i);                                                 \
-                int lines = !next || line >= panel_lines ? 0                                    \
-                            : panel_lines - line < lines_per_tile ? panel_lines - line : lines_per_tile; \
-                const float *pf = lines ? next + (size_t)line * 16 : NULL;                      \
-                const float *ai = a + (size_t)i * lda;                                          \
-                float *ci = c + (size_t)i * ldc + (size_t)p * GEMM_NR;                          \
-                if (rows == MR)                                                                 \
-                    tile(MR, MR, ai, lda, w, k, ci, ldc, cols, b, ep, pf, lines, rate);         \
-                else if (rows == 8)                                                             \
-                    tile(8, 8, ai, lda, w, k, ci, ldc, cols, b, ep, pf, lines, rate);           \
-                else                                                                            \
-                    tile(4, rows, ai, lda, w, k, ci, ldc, cols, b, ep, pf, lines, rate);        \
-                i += rows;                                                                      \
-            }                                                                                   \
-        }                                                                                       \
-    }
-
-/* x = softmax(x * scale) over a row. The maximum is taken 16 lanes at a time: a scalar
- * max is one 4-cycle dependency chain per element, which cost 7% of a 512-token pass. */
-#define DEFINE_SOFTMAX_ROW(NAME, TARGET)                                                        \
-    TARGET static void NAME(float *x, int n, float scale)                                      \
-    {                                                                                           \
-        float max = x[0];                                                                       \
-        int i = 0;                                                                              \
-        if (n >= 16) {                                                                          \
-            v16 m16 = v_load(x);                                                                \
-            for (i = 16; i + 16 <= n; i += 16) {                                                \
-                v16 v = v_load(x + i);                                                          \
-                m16 = v_select(v > m16, v, m16);                                                \
-            }                                                                                   \
-            for (int j = 0; j < 16; j++)                                                        \
-                max = m16[j] > max ? m16[j] : max;                                              \
-        }                                                                                       \
-        for (; i < n; i++)                                                                      \
-            max = x[i] > max ? x[i] : max;                                                      \
-        v16 sum16 = {0};                                                                        \
-        for (i = 0; i + 16 <= n; i += 16) {                                                     \
-            v16 e = v_exp_nonpositive((v_load(x + i) - max) * scale);                           \
-            v_store(x + i, e);                                                                  \
-            sum16 += e;                                                                         \
-        }                                                                                       \
-        float sum = 0;                                                                          \
-        for (int j = 0; j < 16; j++)                                                            \
-            sum += sum16[j];                                                                    \
-        for (int t = i; t < n; t++)                                                             \
-            sum += x[t] = expf((x[t] - max) * scale);                                           \
-        float inv = 1.0f / sum;                                                                 \
-        for (i = 0; i + 16 <= n; i += 16)                                                       \
-            v_store(x + i, v_load(x + i) * inv);                                                \
-        for (; i < n; i++)                                                                      \
-            x[i] *= inv;                                                                        \
-    }
+#define ISA generic
+#define LANES 4
+#define MR 6
+#include "gemm_kernel.inc"
 
 /* x = LayerNorm(x + add + bias) over one row (add and bias may be NULL). Mean and variance
  * accumulate in double, 8 lanes at a time: rows hold outliers, and float sums would cost
@@ -267,14 +93,8 @@ typedef double v8d __attribute__((vector_size(64)));
 #if defined(__x86_64__)
 DEFINE_LAYERNORM(layernorm_avx512, __attribute__((target("avx512f,fma"))))
 DEFINE_LAYERNORM(layernorm_avx2, __attribute__((target("avx2,fma"))))
-DEFINE_PANELS(panels_avx512, __attribute__((target("avx512f,fma"))), 12)
-DEFINE_PANELS(panels_avx2, __attribute__((target("avx2,fma"))), 4)
-DEFINE_SOFTMAX_ROW(softmax_row_avx512, __attribute__((target("avx512f,fma"))))
-DEFINE_SOFTMAX_ROW(softmax_row_avx2, __attribute__((target("avx2,fma"))))
 #endif
-DEFINE_PANELS(panels_generic, , 4)
 DEFINE_LAYERNORM(layernorm_generic, )
-DEFINE_SOFTMAX_ROW(softmax_row_generic, )
 
 enum isa { ISA_GENERIC, ISA_AVX2, ISA_AVX512 };
 
