@@ -41,61 +41,6 @@
 #define MR 6
 #include "gemm_kernel.inc"
 
-/* x = LayerNorm(x + add + bias) over one row (add and bias may be NULL). Mean and variance
- * accumulate in double, 8 lanes at a time: rows hold outliers, and float sums would cost
- * accuracy; the lanes keep it vectorized. */
-typedef float v8f __attribute__((vector_size(32)));
-typedef double v8d __attribute__((vector_size(64)));
-
-#define DEFINE_LAYERNORM(NAME, TARGET)                                                          \
-    TARGET static void NAME(float *x, const float *add, const float *bias, const float *g,     \
-                            const float *b, int n, float eps)                                  \
-    {                                                                                           \
-        int n8 = n / 8 * 8;                                                                     \
-        v8d sum8 = {0};                                                                         \
-        double sum = 0;                                                                         \
-        for (int i = 0; i < n8; i += 8) {                                                       \
-            v8f v;                                                                              \
-            memcpy(&v, x + i, sizeof v);                                                        \
-            if (add) {                                                                          \
-                v8f a, c;                                                                       \
-                memcpy(&a, add + i, sizeof a);                                                  \
-                memcpy(&c, bias + i, sizeof c);                                                 \
-                v = a + c + v;                                                                  \
-                memcpy(x + i, &v, sizeof v);                                                    \
-            }                                                                                   \
-            sum8 += __builtin_convertvector(v, v8d);                                            \
-        }                                                                                       \
-        for (int i = n8; i < n; i++) {                                                          \
-            if (add)                                                                            \
-                x[i] = add[i] + bias[i] + x[i];                                                 \
-            sum += x[i];                                                                        \
-        }                                                                                       \
-        for (int j = 0; j < 8; j++)                                                             \
-            sum += sum8[j];                                                                     \
-        double mean = sum / n, sq = 0;                                                          \
-        v8d sq8 = {0};                                                                          \
-        for (int i = 0; i < n8; i += 8) {                                                       \
-            v8f v;                                                                              \
-            memcpy(&v, x + i, sizeof v);                                                        \
-            v8d dv = __builtin_convertvector(v, v8d) - mean;                                    \
-            sq8 += dv * dv;                                                                     \
-        }                                                                                       \
-        for (int i = n8; i < n; i++)                                                            \
-            sq += (x[i] - mean) * (x[i] - mean);                                                \
-        for (int j = 0; j < 8; j++)                                                             \
-            sq += sq8[j];                                                                       \
-        float m = (float)mean, rstd = (float)(1.0 / sqrt(sq / n + eps));                        \
-        for (int i = 0; i < n; i++)                                                             \
-            x[i] = (x[i] - m) * rstd * g[i] + b[i];                                             \
-    }
-
-#if defined(__x86_64__)
-DEFINE_LAYERNORM(layernorm_avx512, __attribute__((target("avx512f,fma"))))
-DEFINE_LAYERNORM(layernorm_avx2, __attribute__((target("avx2,fma"))))
-#endif
-DEFINE_LAYERNORM(layernorm_generic, )
-
 enum isa { ISA_GENERIC, ISA_AVX2, ISA_AVX512 };
 
 /* The best kernel this file may choose: tests build it again with a lower one, to check the
