@@ -14,6 +14,16 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
+/* What gemm_kernel.inc defines for one instruction set. */
+struct kernel_set {
+    const char *name;
+    void (*panels)(const float *a, int lda, int m, const float *packed, int n, int k, float *c, int ldc,
+                   const float *bias, enum gemm_epilogue ep, int p0, int p1, int pf_end);
+    void (*softmax_row)(float *x, int n, float scale);
+    void (*layernorm)(float *x, const float *add, const float *bias, const float *g, const float *b, int n,
+                      float eps);
+};
+
 /* One kernel source, compiled for each instruction set: 12 x 32 tiles in 16-float registers
  * for AVX-512 (32 of them), 6 x 16 in 8-float ones for AVX2 and 6 x 8 in 4-float ones for
  * plain x86-64 (16 registers each): MR x 2 accumulators, two of the panel's vectors and a
@@ -49,77 +59,32 @@ enum isa { ISA_GENERIC, ISA_AVX2, ISA_AVX512 };
 #define GEMM_MAX_ISA ISA_AVX512
 #endif
 
-static enum isa cpu_isa(void)
+/* The best set this CPU runs. */
+static const struct kernel_set *kernels(void)
 {
 #if defined(__x86_64__)
     if (GEMM_MAX_ISA >= ISA_AVX512 && __builtin_cpu_supports("avx512f"))
-        return ISA_AVX512;
+        return &kernels_avx512;
     if (GEMM_MAX_ISA >= ISA_AVX2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return ISA_AVX2;
+        return &kernels_avx2;
 #endif
-    return ISA_GENERIC;
+    return &kernels_generic;
 }
 
-const char *gemm_kernel_name(void)
-{
-    static const char *names[] = {"generic", "avx2", "avx512"};
-    return names[cpu_isa()];
-}
-
-static void panels_run(const float *a, int lda, int m, const float *packed, int n, int k, float *c, int ldc,
-                       const float *bias, enum gemm_epilogue ep, int p0, int p1, int pf_end)
-{
-    switch (cpu_isa()) {
-#if defined(__x86_64__)
-    case ISA_AVX512:
-        panels_avx512(a, lda, m, packed, n, k, c, ldc, bias, ep, p0, p1, pf_end);
-        return;
-    case ISA_AVX2:
-        panels_avx2(a, lda, m, packed, n, k, c, ldc, bias, ep, p0, p1, pf_end);
-        return;
-#endif
-    default:
-        panels_generic(a, lda, m, packed, n, k, c, ldc, bias, ep, p0, p1, pf_end);
-    }
-}
+const char *gemm_kernel_name(void) { return kernels()->name; }
 
 void gemm_panels_run(const float *a, int lda, int m, const float *packed, int n, int k, float *c,
                      int ldc, const float *bias, enum gemm_epilogue ep, int p0, int p1)
 {
-    panels_run(a, lda, m, packed, n, k, c, ldc, bias, ep, p0, p1, p1);
+    kernels()->panels(a, lda, m, packed, n, k, c, ldc, bias, ep, p0, p1, p1);
 }
 
-void gemm_softmax_row(float *x, int n, float scale)
-{
-    switch (cpu_isa()) {
-#if defined(__x86_64__)
-    case ISA_AVX512:
-        softmax_row_avx512(x, n, scale);
-        return;
-    case ISA_AVX2:
-        softmax_row_avx2(x, n, scale);
-        return;
-#endif
-    default:
-        softmax_row_generic(x, n, scale);
-    }
-}
+void gemm_softmax_row(float *x, int n, float scale) { kernels()->softmax_row(x, n, scale); }
 
 void gemm_layernorm_row(float *x, const float *add, const float *bias, const float *g, const float *b, int n,
                         float eps)
 {
-    switch (cpu_isa()) {
-#if defined(__x86_64__)
-    case ISA_AVX512:
-        layernorm_avx512(x, add, bias, g, b, n, eps);
-        return;
-    case ISA_AVX2:
-        layernorm_avx2(x, add, bias, g, b, n, eps);
-        return;
-#endif
-    default:
-        layernorm_generic(x, add, bias, g, b, n, eps);
-    }
+    kernels()->layernorm(x, add, bias, g, b, n, eps);
 }
 
 void gemm_pack(const float *w, int ldw, int n, int k, float *packed)
@@ -193,8 +158,8 @@ static void run_chunk(const struct linear_job *j, int chunk, bool prefetch_next)
     int panels = gemm_panels(j->n), p0 = chunk * j->panels_per_chunk, p1 = p0 + j->panels_per_chunk;
     if (p1 > panels)
         p1 = panels;
-    panels_run(j->a, j->k, j->m, j->w, j->n, j->k, j->c, j->n, j->bias, j->ep, p0, p1,
-               prefetch_next && p1 < panels ? p1 + 1 : p1);
+    kernels()->panels(j->a, j->k, j->m, j->w, j->n, j->k, j->c, j->n, j->bias, j->ep, p0, p1,
+                      prefetch_next && p1 < panels ? p1 + 1 : p1);
 }
 
 /* Task r: range r, then what is left of the others. */
