@@ -2,7 +2,7 @@
 # The whole test suite: builds (if needed) and runs ctest plus every other check.
 #   tests/run.sh              Release build in build/
 #   tests/run.sh --sanitize   AddressSanitizer + UBSan build in build-asan/
-# The normal pass also runs each libFuzzer target for 30 s (tests/fuzz.sh, clang).
+# The normal pass also runs each libFuzzer target for 30 s (tests/fuzz/fuzz.sh, clang).
 # Test assets come from $BERTSERVE_SHARED (default: ../shared beside the project).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,17 +26,17 @@ cmake --build "$build" -j "$(nproc)"
 echo "== ctest ($build)"
 (cd "$build" && ctest --output-on-failure -j "$(nproc)")
 
-# The soak (tests/soak.py): SOAK_SECONDS of mixed good and bad traffic at 64 connections; the
+# The soak (tests/daemon/soak.py): SOAK_SECONDS of mixed good and bad traffic at 64 connections; the
 # README's reliability section has the long-run command.
 soak_seconds=${SOAK_SECONDS:-60}
 [ "$build" = "build" ] || soak_seconds=${SOAK_SECONDS:-30}
 echo "== soak ($build, $soak_seconds s)"
-SOAK_SECONDS=$soak_seconds python3 tests/soak.py "$build"
+SOAK_SECONDS=$soak_seconds python3 tests/daemon/soak.py "$build"
 
 if [ "$build" = build ]; then
   # libFuzzer builds its own instrumented tree (build-fuzz/); once per CI run is enough.
   echo "== fuzz"
-  tests/fuzz.sh 30
+  tests/fuzz/fuzz.sh 30
 fi
 
 echo "== shellcheck"
@@ -52,13 +52,13 @@ big=$(git ls-files -z | xargs -0 -r du -k | awk '$1 > 1024 {print $2}')
 # which the sanitizer build does not change. Each fails (never skips) when a tool is missing.
 if [ "$build" = build ]; then
   echo "== container"
-  tests/container_test.sh "$build"
+  tests/deploy/container_test.sh "$build"
   echo "== k8s"
-  tests/k8s_test.sh "$build"
+  tests/deploy/k8s_test.sh "$build"
   echo "== monitoring"
-  tests/monitoring_test.sh "$build"
+  tests/deploy/monitoring_test.sh "$build"
   echo "== jenkinsfile"
-  tests/jenkinsfile_test.sh
+  tests/deploy/jenkinsfile_test.sh
 fi
 
 echo "== all checks passed ($build)"

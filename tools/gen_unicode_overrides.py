@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates src/unicode_overrides.inc: the code points where HuggingFace `tokenizers`
+"""Generates src/text/unicode_overrides.inc: the code points where HuggingFace `tokenizers`
 (BertNormalizer + BertPreTokenizer) does not do what libutf8proc's Unicode 15 tables say.
 
 HF mixes Unicode versions (categories from about Unicode 8.0, Cn not treated as control,
@@ -8,7 +8,7 @@ needs these exceptions to be identical to it. The input is the deviation table m
 against HF tokenizers 0.23.2, shipped with the golden files:
 
     tools/gen_unicode_overrides.py $BERTSERVE_SHARED/golden/tokenizer/utf8proc_deviations.tsv \
-        > src/unicode_overrides.inc
+        > src/text/unicode_overrides.inc
 """
 import sys
 

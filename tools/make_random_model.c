@@ -1,7 +1,7 @@
 /* Writes a model directory with seeded random weights for any BERT config:
  *   build/make-random-model CONFIG_JSON OUT_DIR [SEED]
  * e.g. build/make-random-model ../shared/models/finbert/config.json /tmp/finbert-random */
-#include "bs_error.h"
+#include "common/bs_error.h"
 #include "random_model.h"
 
 #include <stdio.h>

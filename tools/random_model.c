@@ -3,9 +3,9 @@
  * initializer_range), LayerNorm gammas 1 + N(0, 0.02^2) and betas N(0, 0.02^2). */
 #include "random_model.h"
 
-#include "bs_error.h"
-#include "fileio.h"
-#include "model.h"
+#include "common/bs_error.h"
+#include "common/fileio.h"
+#include "engine/model.h"
 
 #include <errno.h>
 #include <math.h>

@@ -4,9 +4,9 @@
  *           $BERTSERVE_SHARED/data/financial_phrasebank/Sentences_50Agree.txt
  * ($BERTSERVE_SHARED defaults to ../shared). The file holds latin-1 `sentence@label` lines;
  * they are converted to UTF-8 up front, and only tokenizer_encode (max length 512) is timed. */
-#include "bs_error.h"
-#include "tokenizer.h"
-#include "utf8.h"
+#include "common/bs_error.h"
+#include "text/tokenizer.h"
+#include "text/utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,8 +1,8 @@
 /* Fuzz target: config.json's parser (bert_config_parse_json) on arbitrary bytes. On success
  * the sizes must be inside the bounds the forward pass relies on; on failure a message. */
-#include "bs_error.h"
+#include "common/bs_error.h"
+#include "engine/model.h"
 #include "fuzz_target.h"
-#include "model.h"
 
 #include <stdint.h>
 #include <string.h>

@@ -4,7 +4,7 @@
  * Checks: success gives 1..max_texts NUL-terminated inputs matching the shape; failure gives
  * one of the statuses the README documents with a message and leaves nothing allocated. */
 #include "fuzz_target.h"
-#include "request.h"
+#include "server/request.h"
 
 #include <stdint.h>
 #include <string.h>

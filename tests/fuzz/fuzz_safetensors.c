@@ -2,9 +2,9 @@
  * length, the JSON header, dtypes, shapes and data_offsets. On success every tensor must lie
  * inside the data area and match its shape, names must be unique, and the F32/F16/BF16 ones
  * must read back (st_read_f32, up to 1 MB each to keep runs fast). */
-#include "bs_error.h"
+#include "common/bs_error.h"
+#include "engine/safetensors.h"
 #include "fuzz_target.h"
-#include "safetensors.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -7,10 +7,10 @@
  * the vocabulary, type ids, the length limit, truncation keeping a prefix of the untruncated
  * tokens, and that an error happens exactly when the input is invalid.
  * The vocabulary is tiny-bert's (bert-base-uncased) from $BERTSERVE_SHARED. */
-#include "bs_error.h"
+#include "common/bs_error.h"
 #include "fuzz_target.h"
-#include "tokenizer.h"
-#include "utf8.h"
+#include "text/tokenizer.h"
+#include "text/utf8.h"
 
 #include <stdint.h>
 #include <string.h>

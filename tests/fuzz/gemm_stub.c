@@ -1,7 +1,7 @@
-/* The fuzz build's stand-in for src/gemm.c, which clang cannot compile (it uses GCC's vector
+/* The fuzz build's stand-in for src/engine/gemm.c, which clang cannot compile (it uses GCC's vector
  * builtins). model.c references gemm_pack only to pack loaded weights, and no fuzz target
  * loads weights: reaching this is a bug in a target. */
-#include "gemm.h"
+#include "engine/gemm.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Seed corpora for the fuzz targets from the shared golden cases, written at fuzz time (they
-are too large to commit): tests/fuzz.sh runs this, then each target on OUT_DIR/<target> plus
+are too large to commit): tests/fuzz/fuzz.sh runs this, then each target on OUT_DIR/<target> plus
 the committed seeds/<target>.
 usage: make_corpus.py SHARED_DIR OUT_DIR"""
 import json

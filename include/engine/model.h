@@ -1,0 +1,57 @@
+/* A BertForSequenceClassification model loaded from a HuggingFace model directory:
+ * config.json + model.safetensors (F32, F16 or BF16 tensors, kept as float32 in memory
+ * owned by the process: the file may change or vanish on disk afterwards). */
+#ifndef MODEL_H
+#define MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define BERT_MAX_LABELS 256
+
+typedef struct {
+    int vocab_size, hidden, n_layers, n_heads, intermediate;
+    int max_positions, type_vocab_size;
+    float layer_norm_eps;
+    int n_labels;
+    char *labels[BERT_MAX_LABELS]; /* id2label, in id order (heap strings) */
+    bool multi_label;              /* problem_type "multi_label_classification": sigmoid */
+} bert_config;
+
+/* One encoder layer. The nn.Linear weights ([out][in] in the file) are kept packed for the
+ * GEMM kernel (include/engine/gemm.h: gemm_pack); biases and LayerNorm parameters as they are. */
+typedef struct {
+    float *qkv_w, *qkv_b;   /* [3H][H], [3H]: query, key and value stacked, so one GEMM */
+    float *attn_out_w, *attn_out_b; /* [H][H], [H] */
+    float *ln1_g, *ln1_b;   /* attention output LayerNorm */
+    float *ffn_in_w, *ffn_in_b;   /* [I][H], [I] */
+    float *ffn_out_w, *ffn_out_b; /* [H][I], [H] */
+    float *ln2_g, *ln2_b;   /* output LayerNorm */
+} bert_layer;
+
+typedef struct {
+    bert_config cfg;
+    char weights_dtype[8];  /* as stored in the file: "F32", "F16" or "BF16" */
+    float *word_emb, *pos_emb, *type_emb; /* [V][H], [P][H], [T][H] */
+    float *emb_ln_g, *emb_ln_b;
+    bert_layer *layers;     /* cfg.n_layers */
+    float *pool_w, *pool_b; /* [H][H] packed, [H] */
+    float *cls_w, *cls_b;   /* [n_labels][H] packed, [n_labels] */
+    void *storage;          /* owns every array above */
+} bert_model;
+
+/* Loads dir/config.json and dir/model.safetensors, validating everything (header length
+ * and JSON, dtypes, shapes against the config, offsets inside the file and not
+ * overlapping, every tensor present). Returns NULL with a message naming the file and the
+ * tensor or field on failure. */
+bert_model *bert_model_load(const char *dir, char *err);
+void bert_model_free(bert_model *m);
+
+/* Parses dir/config.json alone (used by bert_model_load, and by tools that make weights). */
+int bert_config_load(const char *path, bert_config *cfg, char *err);
+/* The same for config.json's text held in memory (len bytes, not NUL-terminated); path names
+ * the file in messages. For tests and fuzzing. */
+int bert_config_parse_json(const char *json, size_t len, const char *path, bert_config *cfg, char *err);
+void bert_config_free(bert_config *cfg);
+
+#endif

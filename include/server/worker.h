@@ -1,0 +1,76 @@
+/* The compute side of the daemon: a bounded FIFO of jobs, and a fixed pool of compute workers
+ * that pack the texts of waiting jobs into batches (up to a token and a text budget) and run
+ * each batch as one bert_forward. Knows nothing of HTTP or JSON: a job is token arrays in,
+ * logits out, and a callback when done. */
+#ifndef WORKER_H
+#define WORKER_H
+
+#include "common/bs_error.h"
+#include "engine/model.h"
+#include "text/tokenizer.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct job {
+    /* Filled by the submitter: n_seqs sequences packed end to end (see bert_batch). */
+    struct packed_tokens tokens;
+    int *lens;
+    int n_seqs;
+    /* Filled by the workers: n_seqs x n_labels logits (allocated by the submitter), and on
+     * failure a message. */
+    float *logits;
+    int status; /* 0, or -1 with err */
+    char err[BS_ERR_LEN];
+    /* CLOCK_MONOTONIC seconds: queued, first text started, last text finished. */
+    double t_queued, t_started, t_finished;
+    /* Called once every text is finished, on a worker thread (or, for a job cancelled at
+     * shutdown with status -1, on the thread stopping the pool); the job belongs to the
+     * submitter again from then on. */
+    void (*done)(struct job *j, void *arg);
+    void *arg;
+    /* Owned by the pool. A job's texts may be split across batches (and workers). */
+    struct job *next;
+    int next_seq;  /* first text not yet taken into a batch */
+    size_t next_tok; /* its offset in tokens */
+    int seqs_done;
+};
+
+struct worker_settings {
+    int n_workers;          /* batches run in parallel */
+    int threads_per_worker; /* forward-pass threads of each (bert_scratch.n_threads) */
+    int max_jobs;           /* jobs admitted (queued or running) at once */
+    int max_batch_tokens;   /* a batch stops growing before this many tokens (a longer text runs alone) */
+    int max_batch_texts;    /* and at this many texts; 1 turns batching off */
+    double max_wait_seconds; /* after a batch of several texts, how long the next one may wait
+                              * for those clients to come back (0: never; see worker.c) */
+    /* Optional: called after each batch on its worker thread (e.g. for metrics). */
+    void (*on_batch)(void *arg, int n_texts, int n_tokens, double seconds);
+    void *on_batch_arg;
+};
+
+typedef struct worker_pool worker_pool;
+
+/* Starts the workers over the model. NULL with err on failure. */
+worker_pool *worker_pool_start(const bert_model *m, const struct worker_settings *s, char *err);
+
+/* Admission in two steps, so that the submitter can get ready for the callback (e.g. suspend
+ * its connection) only once the job is sure to be accepted: worker_pool_reserve takes a slot
+ * (false if max_jobs are already admitted or the pool is stopping: the caller answers "busy"),
+ * worker_pool_enqueue then queues the job in that slot (done is always called, with status -1
+ * if the pool stopped in between). */
+bool worker_pool_reserve(worker_pool *p);
+void worker_pool_enqueue(worker_pool *p, struct job *j);
+
+/* Seconds the pool has been busy (work queued or running) without starting or finishing a
+ * batch; 0 when idle or progressing. A liveness signal: a wedged worker makes it grow. */
+double worker_pool_stalled_seconds(worker_pool *p);
+
+/* Stops admitting, cancels the jobs still queued (done with status -1), lets running ones
+ * finish, joins the threads and frees the pool. */
+void worker_pool_stop(worker_pool *p);
+
+/* CLOCK_MONOTONIC in seconds: the clock of every job and request timing. */
+double monotonic_seconds(void);
+
+#endif

@@ -1,0 +1,67 @@
+/* BERT WordPiece tokenizer, identical to HuggingFace BertTokenizerFast (Rust `tokenizers`):
+ * special-token literals split off the raw text, BertNormalizer, BertPreTokenizer,
+ * greedy longest-match-first WordPiece, `[CLS] A [SEP] (B [SEP])`, and longest-first
+ * truncation counted with the special tokens. */
+#ifndef TOKENIZER_H
+#define TOKENIZER_H
+
+#include "text/vocab.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tokenizer tokenizer;
+
+/* Loads model_dir/vocab.txt and (if present) model_dir/tokenizer_config.json. */
+tokenizer *tokenizer_load(const char *model_dir, char *err);
+void tokenizer_free(tokenizer *t);
+const vocab *tokenizer_vocab(const tokenizer *t);
+bool tokenizer_lowercases(const tokenizer *t);
+
+struct int_list {
+    int32_t *v;
+    int n, cap;
+};
+
+/* One encoded input. Reuse it across calls: its buffers grow to the largest input seen
+ * and are then recycled, so steady-state encoding allocates nothing. */
+typedef struct {
+    int32_t *ids;         /* [CLS] A [SEP] (B [SEP]) */
+    int32_t *type_ids;    /* 0 up to and including the first [SEP], then 1 */
+    int n;                /* number of tokens in ids and type_ids */
+    int n_untruncated;    /* what n would have been without truncation */
+    bool truncated;
+    struct int_list out_ids, out_types, seg_a, seg_b; /* storage */
+} encoding;
+
+void encoding_free(encoding *e); /* frees the buffers; a zeroed encoding is ready to use */
+
+/* Several encodings' tokens laid end to end: the token arrays of a packed batch (see
+ * bert_batch), which the HTTP side and the CLI hand to the compute side. A zeroed struct is
+ * empty; it grows as needed and keeps its buffers when reset (n = 0). */
+struct packed_tokens {
+    int32_t *ids, *type_ids;
+    int n, cap;
+};
+
+/* Appends e's tokens; -1 if out of memory (p unchanged). */
+int packed_tokens_append(struct packed_tokens *p, const encoding *e);
+void packed_tokens_free(struct packed_tokens *p);
+
+/* Encodes text (len bytes of UTF-8) and, if pair is not NULL, the sentence pair (text, pair).
+ * max_len > 0 truncates to that many tokens including the special tokens; 0 means none.
+ * Returns 0, or -1 with err set (invalid UTF-8 with its byte offset, max_len too small,
+ * out of memory); the encoding is then empty. */
+int tokenizer_encode(const tokenizer *t, const char *text, size_t len, const char *pair,
+                     size_t pair_len, int max_len, encoding *e, char *err);
+
+/* The same, choosing which end truncation cuts: HF's TruncationDirection (TEI's
+ * "truncation_direction"). Right, the default above, keeps each segment's first tokens; left
+ * keeps its last ones. A pair's segments keep the same lengths either way. */
+enum truncation_side { TRUNCATE_RIGHT, TRUNCATE_LEFT };
+int tokenizer_encode_truncating(const tokenizer *t, const char *text, size_t len, const char *pair,
+                                size_t pair_len, int max_len, enum truncation_side side, encoding *e,
+                                char *err);
+
+#endif

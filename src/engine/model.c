@@ -1,0 +1,424 @@
+/* For madvise(MADV_HUGEPAGE), a Linux extension. */
+#define _DEFAULT_SOURCE
+#include "engine/model.h"
+
+#include "common/bs_error.h"
+#include "common/fileio.h"
+#include "engine/gemm.h"
+#include "engine/safetensors.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+/* ---- config.json ---- */
+
+/* An integer field in [lo, hi]. JSON has only doubles, so 12.0 is accepted and 12.5 is not. */
+static int config_int(const cJSON *root, const char *path, const char *key, int lo, int hi,
+                      int *out, char *err)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!j)
+        return bs_fail(err, "%s: required field %s is missing", path, key);
+    if (!cJSON_IsNumber(j) || j->valuedouble != floor(j->valuedouble) || j->valuedouble < lo ||
+        j->valuedouble > hi)
+        return bs_fail(err, "%s: field %s must be an integer from %d to %d", path, key, lo, hi);
+    *out = (int)j->valuedouble;
+    return 0;
+}
+
+static int config_labels(const cJSON *root, const char *path, bert_config *cfg, char *err)
+{
+    const cJSON *id2label = cJSON_GetObjectItemCaseSensitive(root, "id2label");
+    if (id2label && !cJSON_IsNull(id2label)) {
+        if (!cJSON_IsObject(id2label))
+            return bs_fail(err, "%s: field id2label must be an object", path);
+        int n = cJSON_GetArraySize(id2label);
+        if (n < 1 || n > BERT_MAX_LABELS)
+            return bs_fail(err, "%s: field id2label must hold 1 to %d labels", path, BERT_MAX_LABELS);
+        /* Keys are "0".."n-1" in any order; every id must be there exactly once. */
+        for (int i = 0; i < n; i++) {
+            char key[16];
+            snprintf(key, sizeof key, "%d", i);
+            const cJSON *label = cJSON_GetObjectItemCaseSensitive(id2label, key);
+            if (!cJSON_IsString(label))
+                return bs_fail(err, "%s: field id2label has no string label for id %d", path, i);
+            if (!(cfg->labels[i] = strdup(label->valuestring)))
+                return bs_fail(err, "%s: out of memory", path);
+            cfg->n_labels = i + 1;
+        }
+        return 0;
+    }
+    int n = 2; /* HF's default */
+    const char *key = cJSON_GetObjectItemCaseSensitive(root, "num_labels") ? "num_labels"
+                      : cJSON_GetObjectItemCaseSensitive(root, "_num_labels") ? "_num_labels"
+                                                                               : NULL;
+    if (key && config_int(root, path, key, 1, BERT_MAX_LABELS, &n, err) != 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "LABEL_%d", i);
+        if (!(cfg->labels[i] = strdup(name)))
+            return bs_fail(err, "%s: out of memory", path);
+        cfg->n_labels = i + 1;
+    }
+    return 0;
+}
+
+static int config_parse(const cJSON *root, const char *path, bert_config *cfg, char *err)
+{
+    if (!cJSON_IsObject(root))
+        return bs_fail(err, "%s: not a valid JSON object", path);
+    /* The bounds keep every product of sizes far inside size_t and int token offsets. */
+    if (config_int(root, path, "hidden_size", 1, 1 << 16, &cfg->hidden, err) ||
+        config_int(root, path, "num_hidden_layers", 1, 1024, &cfg->n_layers, err) ||
+        config_int(root, path, "num_attention_heads", 1, 1 << 16, &cfg->n_heads, err) ||
+        config_int(root, path, "intermediate_size", 1, 1 << 18, &cfg->intermediate, err) ||
+        config_int(root, path, "max_position_embeddings", 1, 1 << 16, &cfg->max_positions, err) ||
+        config_int(root, path, "type_vocab_size", 1, 1 << 16, &cfg->type_vocab_size, err) ||
+        config_int(root, path, "vocab_size", 1, 1 << 24, &cfg->vocab_size, err))
+        return -1;
+    if (cfg->hidden % cfg->n_heads != 0)
+        return bs_fail(err, "%s: hidden_size %d is not divisible by num_attention_heads %d", path,
+                       cfg->hidden, cfg->n_heads);
+
+    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_eps");
+    cfg->layer_norm_eps = 1e-12f; /* HF's default */
+    if (eps) {
+        /* Checked as the float it becomes: 1e-50 is above 0 as a double but 0 as a float, and
+         * LayerNorm would then divide by zero on a constant row. */
+        float v = cJSON_IsNumber(eps) ? (float)eps->valuedouble : 0;
+        if (!(v > 0 && v < 1))
+            return bs_fail(err, "%s: field layer_norm_eps must be a number between 0 and 1 (above 1e-45)", path);
+        cfg->layer_norm_eps = v;
+    }
+
+    /* HF's "gelu" is the exact erf form; the tanh approximations would give other logits. */
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
+    if (act && (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu")))
+        return bs_fail(err, "%s: hidden_act %s is not supported (only \"gelu\", the exact erf GELU)",
+                       path, cJSON_IsString(act) ? act->valuestring : "(not a string)");
+    const cJSON *pos = cJSON_GetObjectItemCaseSensitive(root, "position_embedding_type");
+    if (pos && !cJSON_IsNull(pos) && (!cJSON_IsString(pos) || strcmp(pos->valuestring, "absolute")))
+        return bs_fail(err, "%s: position_embedding_type %s is not supported (only \"absolute\")",
+                       path, cJSON_IsString(pos) ? pos->valuestring : "(not a string)");
+
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(root, "problem_type");
+    if (pt && !cJSON_IsNull(pt)) {
+        if (cJSON_IsString(pt) && !strcmp(pt->valuestring, "multi_label_classification"))
+            cfg->multi_label = true;
+        else if (!cJSON_IsString(pt) || strcmp(pt->valuestring, "single_label_classification"))
+            return bs_fail(err,
+                           "%s: problem_type %s is not supported (single_label_classification or "
+                           "multi_label_classification)",
+                           path, cJSON_IsString(pt) ? pt->valuestring : "(not a string)");
+    }
+    return config_labels(root, path, cfg, err);
+}
+
+int bert_config_load(const char *path, bert_config *cfg, char *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    size_t len;
+    char *text = read_whole_file(path, &len, err);
+    if (!text)
+        return -1;
+    int rc = bert_config_parse_json(text, len, path, cfg, err);
+    free(text);
+    return rc;
+}
+
+int bert_config_parse_json(const char *json, size_t len, const char *path, bert_config *cfg, char *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    int rc = config_parse(root, path, cfg, err);
+    cJSON_Delete(root);
+    if (rc != 0)
+        bert_config_free(cfg);
+    return rc;
+}
+
+void bert_config_free(bert_config *cfg)
+{
+    for (int i = 0; i < BERT_MAX_LABELS; i++) {
+        free(cfg->labels[i]);
+        cfg->labels[i] = NULL;
+    }
+    cfg->n_labels = 0;
+}
+
+/* ---- weights ---- */
+
+/* Hands out 64-byte aligned slices of one allocation. With base NULL it only counts, so
+ * the same code sizes the allocation and then fills in the pointers. */
+static float *carve(float *base, size_t *used, size_t n)
+{
+    float *p = base ? base + *used : NULL;
+    *used += (n + 15) & ~(size_t)15;
+    return p;
+}
+
+/* Linear weights get room for their packed form, which pads the output dimension to
+ * whole GEMM panels; they are read in row-major order first and packed in place after. */
+static float *carve_linear(float *base, size_t *used, size_t out, size_t in)
+{
+    size_t packed = gemm_packed_floats((int)out, (int)in);
+    return carve(base, used, packed > out * in ? packed : out * in);
+}
+
+static void layout(bert_model *m, float *base, size_t *used)
+{
+    const bert_config *c = &m->cfg;
+    size_t H = (size_t)c->hidden, I = (size_t)c->intermediate;
+    m->word_emb = carve(base, used, (size_t)c->vocab_size * H);
+    m->pos_emb = carve(base, used, (size_t)c->max_positions * H);
+    m->type_emb = carve(base, used, (size_t)c->type_vocab_size * H);
+    m->emb_ln_g = carve(base, used, H);
+    m->emb_ln_b = carve(base, used, H);
+    for (int l = 0; l < c->n_layers; l++) {
+        bert_layer *L = &m->layers[l];
+        L->qkv_w = carve_linear(base, used, 3 * H, H);
+        L->qkv_b = carve(base, used, 3 * H);
+        L->attn_out_w = carve_linear(base, used, H, H);
+        L->attn_out_b = carve(base, used, H);
+        L->ln1_g = carve(base, used, H);
+        L->ln1_b = carve(base, used, H);
+        L->ffn_in_w = carve_linear(base, used, I, H);
+        L->ffn_in_b = carve(base, used, I);
+        L->ffn_out_w = carve_linear(base, used, H, I);
+        L->ffn_out_b = carve(base, used, H);
+        L->ln2_g = carve(base, used, H);
+        L->ln2_b = carve(base, used, H);
+    }
+    m->pool_w = carve_linear(base, used, H, H);
+    m->pool_b = carve(base, used, H);
+    m->cls_w = carve_linear(base, used, (size_t)c->n_labels, H);
+    m->cls_b = carve(base, used, (size_t)c->n_labels);
+}
+
+/* Packs one row-major [out][in] matrix in place, through tmp (room for out * in floats). */
+static void pack_in_place(float *w, int out, int in, float *tmp)
+{
+    memcpy(tmp, w, (size_t)out * (size_t)in * sizeof(float));
+    gemm_pack(tmp, in, out, in, w);
+}
+
+static int pack_weights(bert_model *m, const char *path, char *err)
+{
+    const bert_config *c = &m->cfg;
+    int H = c->hidden, I = c->intermediate;
+    size_t largest = (size_t)(I > 3 * H ? I : 3 * H) * (size_t)H;
+    float *tmp = malloc(largest * sizeof(float));
+    if (!tmp)
+        return bs_fail(err, "%s: out of memory while packing the weights", path);
+    for (int l = 0; l < c->n_layers; l++) {
+        bert_layer *L = &m->layers[l];
+        pack_in_place(L->qkv_w, 3 * H, H, tmp);
+        pack_in_place(L->attn_out_w, H, H, tmp);
+        pack_in_place(L->ffn_in_w, I, H, tmp);
+        pack_in_place(L->ffn_out_w, H, I, tmp);
+    }
+    pack_in_place(m->pool_w, H, H, tmp);
+    pack_in_place(m->cls_w, c->n_labels, H, tmp);
+    free(tmp);
+    return 0;
+}
+
+typedef struct {
+    char name[128];
+    float *dst;
+    int ndim;
+    int64_t shape[2];
+    const st_tensor *t;
+} wanted;
+
+static void want(wanted *w, int *n, float *dst, int64_t rows, int64_t cols, const char *fmt, int layer)
+{
+    wanted *x = &w[(*n)++];
+    snprintf(x->name, sizeof x->name, fmt, layer);
+    x->dst = dst;
+    x->ndim = cols ? 2 : 1;
+    x->shape[0] = rows;
+    x->shape[1] = cols;
+    x->t = NULL;
+}
+
+/* Every tensor the forward pass needs, with its destination and the shape the config implies. */
+static int wanted_list(bert_model *m, wanted *w)
+{
+    const bert_config *c = &m->cfg;
+    int64_t H = c->hidden, I = c->intermediate;
+    int n = 0;
+    want(w, &n, m->word_emb, c->vocab_size, H, "bert.embeddings.word_embeddings.weight", 0);
+    want(w, &n, m->pos_emb, c->max_positions, H, "bert.embeddings.position_embeddings.weight", 0);
+    want(w, &n, m->type_emb, c->type_vocab_size, H, "bert.embeddings.token_type_embeddings.weight", 0);
+    want(w, &n, m->emb_ln_g, H, 0, "bert.embeddings.LayerNorm.weight", 0);
+    want(w, &n, m->emb_ln_b, H, 0, "bert.embeddings.LayerNorm.bias", 0);
+    for (int l = 0; l < c->n_layers; l++) {
+        bert_layer *L = &m->layers[l];
+        /* Q, K and V land stacked in one [3H][H] matrix so a single GEMM computes all three. */
+        want(w, &n, L->qkv_w, H, H, "bert.encoder.layer.%d.attention.self.query.weight", l);
+        want(w, &n, L->qkv_w + H * H, H, H, "bert.encoder.layer.%d.attention.self.key.weight", l);
+        want(w, &n, L->qkv_w + 2 * H * H, H, H, "bert.encoder.layer.%d.attention.self.value.weight", l);
+        want(w, &n, L->qkv_b, H, 0, "bert.encoder.layer.%d.attention.self.query.bias", l);
+        want(w, &n, L->qkv_b + H, H, 0, "bert.encoder.layer.%d.attention.self.key.bias", l);
+        want(w, &n, L->qkv_b + 2 * H, H, 0, "bert.encoder.layer.%d.attention.self.value.bias", l);
+        want(w, &n, L->attn_out_w, H, H, "bert.encoder.layer.%d.attention.output.dense.weight", l);
+        want(w, &n, L->attn_out_b, H, 0, "bert.encoder.layer.%d.attention.output.dense.bias", l);
+        want(w, &n, L->ln1_g, H, 0, "bert.encoder.layer.%d.attention.output.LayerNorm.weight", l);
+        want(w, &n, L->ln1_b, H, 0, "bert.encoder.layer.%d.attention.output.LayerNorm.bias", l);
+        want(w, &n, L->ffn_in_w, I, H, "bert.encoder.layer.%d.intermediate.dense.weight", l);
+        want(w, &n, L->ffn_in_b, I, 0, "bert.encoder.layer.%d.intermediate.dense.bias", l);
+        want(w, &n, L->ffn_out_w, H, I, "bert.encoder.layer.%d.output.dense.weight", l);
+        want(w, &n, L->ffn_out_b, H, 0, "bert.encoder.layer.%d.output.dense.bias", l);
+        want(w, &n, L->ln2_g, H, 0, "bert.encoder.layer.%d.output.LayerNorm.weight", l);
+        want(w, &n, L->ln2_b, H, 0, "bert.encoder.layer.%d.output.LayerNorm.bias", l);
+    }
+    want(w, &n, m->pool_w, H, H, "bert.pooler.dense.weight", 0);
+    want(w, &n, m->pool_b, H, 0, "bert.pooler.dense.bias", 0);
+    want(w, &n, m->cls_w, c->n_labels, H, "classifier.weight", 0);
+    want(w, &n, m->cls_b, c->n_labels, 0, "classifier.bias", 0);
+    return n;
+}
+#define WANTED_FIXED 9
+#define WANTED_PER_LAYER 16
+
+/* TF-era checkpoints name LayerNorm parameters gamma and beta. */
+static const st_tensor *find_tensor(const st_file *st, const char *name)
+{
+    const st_tensor *t = st_find(st, name);
+    size_t len = strlen(name);
+    const char *suffixes[2][2] = {{"LayerNorm.weight", "LayerNorm.gamma"}, {"LayerNorm.bias", "LayerNorm.beta"}};
+    for (int i = 0; i < 2 && !t; i++) {
+        size_t sl = strlen(suffixes[i][0]);
+        if (len >= sl && !strcmp(name + len - sl, suffixes[i][0]) && len - sl + strlen(suffixes[i][1]) < 160) {
+            char alt[160];
+            snprintf(alt, sizeof alt, "%.*s%s", (int)(len - sl), name, suffixes[i][1]);
+            t = st_find(st, alt);
+        }
+    }
+    return t;
+}
+
+static void shape_str(char *out, size_t cap, int ndim, const int64_t *shape)
+{
+    size_t k = (size_t)snprintf(out, cap, "[");
+    for (int i = 0; i < ndim && k < cap; i++)
+        k += (size_t)snprintf(out + k, cap - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (k < cap)
+        snprintf(out + k, cap - k, "]");
+}
+
+/* Checks every wanted tensor before any data is read, so a bad file fails fast. */
+static int check_tensors(const st_file *st, bert_model *m, wanted *w, int n, char *err)
+{
+    const char *first_dtype = NULL;
+    bool mixed = false;
+    for (int i = 0; i < n; i++) {
+        const st_tensor *t = find_tensor(st, w[i].name);
+        if (!t)
+            return bs_fail(err, "%s: required tensor %s is missing", st->path, w[i].name);
+        if (strcmp(t->dtype, "F32") && strcmp(t->dtype, "F16") && strcmp(t->dtype, "BF16"))
+            return bs_fail(err, "%s: tensor %s has dtype %s; only F32, F16 and BF16 are supported",
+                           st->path, t->name, t->dtype);
+        bool same = t->ndim == w[i].ndim;
+        for (int d = 0; same && d < t->ndim; d++)
+            same = t->shape[d] == w[i].shape[d];
+        if (!same) {
+            char got[96], expect[96];
+            shape_str(got, sizeof got, t->ndim, t->shape);
+            shape_str(expect, sizeof expect, w[i].ndim, w[i].shape);
+            return bs_fail(err, "%s: tensor %s has shape %s but config.json implies %s", st->path,
+                           t->name, got, expect);
+        }
+        mixed = mixed || (first_dtype && strcmp(first_dtype, t->dtype));
+        if (!first_dtype)
+            first_dtype = t->dtype;
+        w[i].t = t;
+    }
+    snprintf(m->weights_dtype, sizeof m->weights_dtype, "%s", mixed ? "mixed" : first_dtype);
+
+    /* Layers beyond num_hidden_layers mean the config does not describe these weights. */
+    for (int i = 0; i < st->n_tensors; i++) {
+        int layer;
+        if (sscanf(st->tensors[i].name, "bert.encoder.layer.%d.", &layer) == 1 &&
+            (layer < 0 || layer >= m->cfg.n_layers))
+            return bs_fail(err, "%s: tensor %s belongs to a layer beyond num_hidden_layers %d in config.json",
+                           st->path, st->tensors[i].name, m->cfg.n_layers);
+    }
+    return 0;
+}
+
+static int load_weights(bert_model *m, const char *path, char *err)
+{
+    st_file st;
+    if (st_open(&st, path, err) != 0)
+        return -1;
+    int n_max = WANTED_FIXED + WANTED_PER_LAYER * m->cfg.n_layers;
+    wanted *w = malloc((size_t)n_max * sizeof *w);
+    if (!w) {
+        st_close(&st);
+        return bs_fail(err, "%s: out of memory", path);
+    }
+    int n = wanted_list(m, w);
+    int rc = check_tensors(&st, m, w, n, err);
+    void *staging = NULL;
+    size_t staging_cap = 0;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = st_read_f32(&st, w[i].t, w[i].dst, &staging, &staging_cap, err);
+    free(staging);
+    free(w);
+    st_close(&st);
+    return rc;
+}
+
+#define HUGE_PAGE ((size_t)2 << 20)
+
+bert_model *bert_model_load(const char *dir, char *err)
+{
+    char config_path[BS_PATH_LEN], weights_path[BS_PATH_LEN];
+    if (path_join(config_path, dir, "config.json", err) || path_join(weights_path, dir, "model.safetensors", err))
+        return NULL;
+    bert_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return bs_fail(err, "%s: out of memory", dir), NULL;
+    if (bert_config_load(config_path, &m->cfg, err) != 0) {
+        free(m);
+        return NULL;
+    }
+    m->layers = calloc((size_t)m->cfg.n_layers, sizeof *m->layers);
+    size_t floats = 0;
+    layout(m, NULL, &floats);
+    /* 2 MB aligned and advised for huge pages: a bert-base model is 110M floats, and with
+     * 4 kB pages the first touch of each page and the TLB misses in the GEMMs cost time. */
+    size_t bytes = (floats * sizeof(float) + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+    m->storage = m->layers ? aligned_alloc(HUGE_PAGE, bytes) : NULL;
+#ifdef MADV_HUGEPAGE
+    if (m->storage)
+        madvise(m->storage, bytes, MADV_HUGEPAGE); /* only advice: ignore failure */
+#endif
+    if (!m->storage) {
+        bert_model_free(m);
+        return bs_fail(err, "%s: out of memory for %zu weights", weights_path, floats), NULL;
+    }
+    layout(m, m->storage, &(size_t){0});
+    if (load_weights(m, weights_path, err) != 0 || pack_weights(m, weights_path, err) != 0) {
+        bert_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void bert_model_free(bert_model *m)
+{
+    if (!m)
+        return;
+    bert_config_free(&m->cfg);
+    free(m->layers);
+    free(m->storage);
+    free(m);
+}

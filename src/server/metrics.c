@@ -1,0 +1,414 @@
+#include "server/metrics.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *route_names[ROUTE_COUNT] = {"/predict", "/health", "/ready", "/info", "/metrics", "other"};
+
+const char *metrics_route_name(enum metrics_route r)
+{
+    return route_names[r];
+}
+
+static const char *methods[] = {"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "OTHER"};
+#define N_METHODS (sizeof methods / sizeof methods[0])
+#define MAX_CODES 32 /* distinct status codes per route and method: we only send a dozen */
+
+#define MAX_BUCKETS 20
+struct histogram {
+    const double *bounds;
+    int n_bounds;
+    uint64_t counts[MAX_BUCKETS]; /* per bucket, not cumulative; the last is +Inf */
+    uint64_t count;
+    double sum;
+};
+
+static const double seconds_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                        0.25,   0.5,   1,      2.5,   5,    10,   30};
+static const double tokens_bounds[] = {4, 8, 16, 32, 64, 128, 256, 384, 512, 1024};
+static const double texts_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+static const double batch_tokens_bounds[] = {16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384};
+static const double confidence_bounds[] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99};
+#define N(a) (int)(sizeof a / sizeof a[0])
+
+struct code_count {
+    int code;
+    uint64_t n;
+};
+
+struct metrics {
+    pthread_mutex_t lock;
+    struct code_count requests[ROUTE_COUNT][N_METHODS][MAX_CODES];
+    struct histogram duration[ROUTE_COUNT];
+    struct histogram queue, tokenize, inference, tokens, texts, confidence;
+    struct histogram batch_texts, batch_tokens, batch_seconds;
+    int n_labels;
+    char **labels;
+    uint64_t *predictions;
+    long in_flight, queue_depth;
+    char *model, *version, *precision;
+    double start_time; /* process start, seconds since the epoch */
+};
+
+static void hist_init(struct histogram *h, const double *bounds, int n)
+{
+    memset(h, 0, sizeof *h);
+    h->bounds = bounds;
+    h->n_bounds = n;
+}
+
+static void hist_observe(struct histogram *h, double v)
+{
+    int i = 0;
+    while (i < h->n_bounds && v > h->bounds[i])
+        i++;
+    h->counts[i]++;
+    h->count++;
+    h->sum += v;
+}
+
+/* Process start from /proc: field 22 of /proc/self/stat (ticks after boot) plus btime. */
+static double process_start_time(void)
+{
+    char buf[1024];
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+    unsigned long long start = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+                     &start) != 1)
+        return 0;
+    unsigned long long btime = 0;
+    f = fopen("/proc/stat", "r");
+    if (!f)
+        return 0;
+    char line[256];
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "btime %llu", &btime) == 1)
+            break;
+    fclose(f);
+    return (double)btime + (double)start / (double)sysconf(_SC_CLK_TCK);
+}
+
+metrics *metrics_create(const bert_config *cfg, const char *model, const char *version, const char *precision)
+{
+    metrics *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    pthread_mutex_init(&m->lock, NULL);
+    for (int r = 0; r < ROUTE_COUNT; r++)
+        hist_init(&m->duration[r], seconds_bounds, N(seconds_bounds));
+    hist_init(&m->queue, seconds_bounds, N(seconds_bounds));
+    hist_init(&m->tokenize, seconds_bounds, N(seconds_bounds));
+    hist_init(&m->inference, seconds_bounds, N(seconds_bounds));
+    hist_init(&m->tokens, tokens_bounds, N(tokens_bounds));
+    hist_init(&m->texts, texts_bounds, N(texts_bounds));
+    hist_init(&m->confidence, confidence_bounds, N(confidence_bounds));
+    hist_init(&m->batch_texts, texts_bounds, N(texts_bounds));
+    hist_init(&m->batch_tokens, batch_tokens_bounds, N(batch_tokens_bounds));
+    hist_init(&m->batch_seconds, seconds_bounds, N(seconds_bounds));
+    m->n_labels = cfg->n_labels;
+    m->labels = calloc((size_t)cfg->n_labels, sizeof *m->labels);
+    m->predictions = calloc((size_t)cfg->n_labels, sizeof *m->predictions);
+    m->model = strdup(model);
+    m->version = strdup(version);
+    m->precision = strdup(precision);
+    bool ok = m->labels && m->predictions && m->model && m->version && m->precision;
+    for (int k = 0; ok && k < cfg->n_labels; k++)
+        ok = (m->labels[k] = strdup(cfg->labels[k])) != NULL;
+    m->start_time = process_start_time();
+    if (!ok) {
+        metrics_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void metrics_free(metrics *m)
+{
+    if (!m)
+        return;
+    for (int k = 0; m->labels && k < m->n_labels; k++)
+        free(m->labels[k]);
+    free(m->labels);
+    free(m->predictions);
+    free(m->model);
+    free(m->version);
+    free(m->precision);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+void metrics_request(metrics *m, enum metrics_route route, const char *method, int code, double seconds)
+{
+    size_t mi = N_METHODS - 1;
+    for (size_t i = 0; i + 1 < N_METHODS; i++)
+        if (!strcmp(method, methods[i]))
+            mi = i;
+    pthread_mutex_lock(&m->lock);
+    struct code_count *cc = m->requests[route][mi];
+    for (int i = 0; i < MAX_CODES; i++) {
+        if (cc[i].code == 0)
+            cc[i].code = code;
+        if (cc[i].code == code) {
+            cc[i].n++;
+            break;
+        }
+    }
+    hist_observe(&m->duration[route], seconds);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_in_flight(metrics *m, int delta)
+{
+    pthread_mutex_lock(&m->lock);
+    m->in_flight += delta;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_queue_depth(metrics *m, int delta)
+{
+    pthread_mutex_lock(&m->lock);
+    m->queue_depth += delta;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_job(metrics *m, double queue_s, double tokenize_s, double inference_s, int n_texts)
+{
+    pthread_mutex_lock(&m->lock);
+    hist_observe(&m->queue, queue_s);
+    hist_observe(&m->tokenize, tokenize_s);
+    hist_observe(&m->inference, inference_s);
+    hist_observe(&m->texts, n_texts);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_text(metrics *m, int tokens)
+{
+    pthread_mutex_lock(&m->lock);
+    hist_observe(&m->tokens, tokens);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_batch(void *arg, int n_texts, int n_tokens, double seconds)
+{
+    metrics *m = arg;
+    pthread_mutex_lock(&m->lock);
+    hist_observe(&m->batch_texts, n_texts);
+    hist_observe(&m->batch_tokens, n_tokens);
+    hist_observe(&m->batch_seconds, seconds);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_prediction(metrics *m, int label, double confidence)
+{
+    pthread_mutex_lock(&m->lock);
+    if (label >= 0 && label < m->n_labels)
+        m->predictions[label]++;
+    hist_observe(&m->confidence, confidence);
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* ---- exposition ------------------------------------------------------------------- */
+
+struct out {
+    char *s;
+    size_t len, cap;
+    bool oom;
+};
+
+static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct out *o, const char *fmt, ...)
+{
+    if (o->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(o->s + o->len, o->cap - o->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            o->oom = true;
+            return;
+        }
+        if ((size_t)n < o->cap - o->len) {
+            o->len += (size_t)n;
+            return;
+        }
+        size_t cap = (o->cap + (size_t)n + 1) * 2;
+        char *s = realloc(o->s, cap);
+        if (!s) {
+            o->oom = true;
+            return;
+        }
+        o->s = s;
+        o->cap = cap;
+    }
+}
+
+/* A label value with \, " and newline escaped as the text format requires. */
+static void put_label_value(struct out *o, const char *v)
+{
+    put(o, "\"");
+    for (; *v; v++) {
+        if (*v == '\\')
+            put(o, "\\\\");
+        else if (*v == '"')
+            put(o, "\\\"");
+        else if (*v == '\n')
+            put(o, "\\n");
+        else
+            put(o, "%c", *v);
+    }
+    put(o, "\"");
+}
+
+static void put_header(struct out *o, const char *name, const char *type, const char *help)
+{
+    put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One histogram's series; labels is "" or `route="/predict",` (with the trailing comma). */
+static void put_histogram(struct out *o, const char *name, const char *labels, const struct histogram *h)
+{
+    uint64_t cumulative = 0;
+    for (int i = 0; i <= h->n_bounds; i++) {
+        cumulative += h->counts[i];
+        if (i < h->n_bounds)
+            put(o, "%s_bucket{%sle=\"%g\"} %llu\n", name, labels, h->bounds[i], (unsigned long long)cumulative);
+        else
+            put(o, "%s_bucket{%sle=\"+Inf\"} %llu\n", name, labels, (unsigned long long)cumulative);
+    }
+    char bare[128] = "";
+    size_t n = strlen(labels);
+    if (n) /* drop the trailing comma */
+        snprintf(bare, sizeof bare, "{%.*s}", (int)(n - 1), labels);
+    put(o, "%s_sum%s %.9g\n%s_count%s %llu\n", name, bare, h->sum, name, bare, (unsigned long long)h->count);
+}
+
+static void put_process(struct out *o, double start_time)
+{
+    char buf[1024];
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (f) {
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *p = strrchr(buf, ')');
+        unsigned long utime, stime;
+        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) == 2) {
+            put_header(o, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+            put(o, "process_cpu_seconds_total %.2f\n", (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK));
+        }
+    }
+    f = fopen("/proc/self/statm", "r");
+    if (f) {
+        unsigned long size, resident;
+        if (fscanf(f, "%lu %lu", &size, &resident) == 2) {
+            double page = (double)sysconf(_SC_PAGESIZE);
+            put_header(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+            put(o, "process_resident_memory_bytes %.0f\n", (double)resident * page);
+            put_header(o, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+            put(o, "process_virtual_memory_bytes %.0f\n", (double)size * page);
+        }
+        fclose(f);
+    }
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        long n = 0;
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (e->d_name[0] != '.')
+                n++;
+        closedir(d);
+        put_header(o, "process_open_fds", "gauge", "Number of open file descriptors.");
+        put(o, "process_open_fds %ld\n", n - 1); /* not counting the one opendir holds */
+    }
+    long max_fds = sysconf(_SC_OPEN_MAX);
+    if (max_fds > 0) {
+        put_header(o, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        put(o, "process_max_fds %ld\n", max_fds);
+    }
+    put_header(o, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
+    put(o, "process_start_time_seconds %.2f\n", start_time);
+}
+
+char *metrics_render(metrics *m, size_t *len)
+{
+    /* Start with a buffer, so put() never does arithmetic on a NULL pointer. */
+    struct out o = {.s = malloc(16384), .cap = 16384};
+    if (!o.s)
+        return NULL;
+    pthread_mutex_lock(&m->lock);
+    put_header(&o, "bertserve_requests_total", "counter", "HTTP requests answered, by route, method and status code.");
+    for (int r = 0; r < ROUTE_COUNT; r++)
+        for (size_t mi = 0; mi < N_METHODS; mi++)
+            for (int i = 0; i < MAX_CODES && m->requests[r][mi][i].code; i++)
+                put(&o, "bertserve_requests_total{route=\"%s\",method=\"%s\",code=\"%d\"} %llu\n", route_names[r],
+                    methods[mi], m->requests[r][mi][i].code, (unsigned long long)m->requests[r][mi][i].n);
+    put_header(&o, "bertserve_request_duration_seconds", "histogram",
+               "Time from a request's arrival to its response being queued, by route.");
+    for (int r = 0; r < ROUTE_COUNT; r++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "route=\"%s\",", route_names[r]);
+        put_histogram(&o, "bertserve_request_duration_seconds", labels, &m->duration[r]);
+    }
+    put_header(&o, "bertserve_queue_time_seconds", "histogram", "Time a /predict job waited for a compute worker.");
+    put_histogram(&o, "bertserve_queue_time_seconds", "", &m->queue);
+    put_header(&o, "bertserve_tokenization_time_seconds", "histogram", "Time spent tokenizing a /predict request.");
+    put_histogram(&o, "bertserve_tokenization_time_seconds", "", &m->tokenize);
+    put_header(&o, "bertserve_inference_time_seconds", "histogram",
+               "Time from a /predict job's first text entering a batch to its last one finishing.");
+    put_histogram(&o, "bertserve_inference_time_seconds", "", &m->inference);
+    put_header(&o, "bertserve_tokens_per_text", "histogram", "Tokens per text after truncation, [CLS]/[SEP] included.");
+    put_histogram(&o, "bertserve_tokens_per_text", "", &m->tokens);
+    put_header(&o, "bertserve_texts_per_request", "histogram", "Texts (or pairs) per /predict request.");
+    put_histogram(&o, "bertserve_texts_per_request", "", &m->texts);
+    put_header(&o, "bertserve_batch_texts", "histogram", "Texts per batch run by a compute worker.");
+    put_histogram(&o, "bertserve_batch_texts", "", &m->batch_texts);
+    put_header(&o, "bertserve_batch_tokens", "histogram", "Tokens per batch run by a compute worker (no padding).");
+    put_histogram(&o, "bertserve_batch_tokens", "", &m->batch_tokens);
+    put_header(&o, "bertserve_batch_duration_seconds", "histogram", "Time of one batch's forward pass.");
+    put_histogram(&o, "bertserve_batch_duration_seconds", "", &m->batch_seconds);
+    put_header(&o, "bertserve_predictions_total", "counter", "Predictions returned, by predicted label.");
+    for (int k = 0; k < m->n_labels; k++) {
+        put(&o, "bertserve_predictions_total{label=");
+        put_label_value(&o, m->labels[k]);
+        put(&o, "} %llu\n", (unsigned long long)m->predictions[k]);
+    }
+    put_header(&o, "bertserve_prediction_confidence", "histogram",
+               "Probability of the predicted label, per returned prediction.");
+    put_histogram(&o, "bertserve_prediction_confidence", "", &m->confidence);
+    put_header(&o, "bertserve_requests_in_flight", "gauge", "HTTP requests being handled right now.");
+    put(&o, "bertserve_requests_in_flight %ld\n", m->in_flight);
+    put_header(&o, "bertserve_queue_depth", "gauge", "/predict jobs waiting for or running on a compute worker.");
+    put(&o, "bertserve_queue_depth %ld\n", m->queue_depth);
+    put_header(&o, "bertserve_model_info", "gauge", "The model being served (always 1).");
+    put(&o, "bertserve_model_info{model=");
+    put_label_value(&o, m->model);
+    put(&o, ",version=");
+    put_label_value(&o, m->version);
+    put(&o, ",precision=");
+    put_label_value(&o, m->precision);
+    put(&o, "} 1\n");
+    double start = m->start_time;
+    pthread_mutex_unlock(&m->lock);
+    put_process(&o, start);
+    if (o.oom) {
+        free(o.s);
+        return NULL;
+    }
+    *len = o.len;
+    return o.s;
+}

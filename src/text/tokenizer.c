@@ -1,0 +1,391 @@
+#include "text/tokenizer.h"
+
+#include "common/bs_error.h"
+#include "common/fileio.h"
+#include "text/normalizer.h"
+#include "text/utf8.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* HF's WordPiece max_input_chars_per_word: longer words become one [UNK]. */
+#define WORD_MAX_CHARS 100
+#define MAX_SPECIALS 5
+
+struct special {
+    char text[32];
+    size_t len;
+    int id;
+};
+
+struct tokenizer {
+    vocab *vocab;
+    bool lowercase;
+    int cls_id, sep_id, unk_id;
+    struct special specials[MAX_SPECIALS]; /* literals matched in the raw text */
+    int n_specials;
+};
+
+/* ---- loading ---------------------------------------------------------------------- */
+
+/* Reads a string field of tokenizer_config.json into out; keeps the default if absent. */
+static int config_token(const cJSON *cfg, const char *key, char out[32], const char *path, char *err)
+{
+    const cJSON *item = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, key) : NULL;
+    if (!item || cJSON_IsNull(item))
+        return 0;
+    /* transformers also writes special tokens as {"content": "[UNK]", ...} objects */
+    if (cJSON_IsObject(item))
+        item = cJSON_GetObjectItemCaseSensitive(item, "content");
+    if (!cJSON_IsString(item) || strlen(item->valuestring) == 0 || strlen(item->valuestring) >= 32)
+        return bs_fail(err, "%s: \"%s\" must be a non-empty string of at most 31 bytes", path, key);
+    strcpy(out, item->valuestring);
+    return 0;
+}
+
+static int read_tokenizer_config(tokenizer *t, const char *model_dir, char names[MAX_SPECIALS][32],
+                                 char *err)
+{
+    char path[BS_PATH_LEN];
+    if (path_join(path, model_dir, "tokenizer_config.json", err))
+        return -1;
+    size_t len;
+    char *text = read_whole_file(path, &len, NULL);
+    if (!text)
+        return 0; /* optional: BERT's defaults apply */
+    cJSON *cfg = cJSON_ParseWithLength(text, len);
+    free(text);
+    int rc = -1;
+    if (!cJSON_IsObject(cfg)) {
+        bs_fail(err, "%s: not a JSON object", path);
+        goto out;
+    }
+    const cJSON *lower = cJSON_GetObjectItemCaseSensitive(cfg, "do_lower_case");
+    if (lower && !cJSON_IsBool(lower)) {
+        bs_fail(err, "%s: \"do_lower_case\" must be true or false", path);
+        goto out;
+    }
+    t->lowercase = !lower || cJSON_IsTrue(lower);
+    /* HF strips accents exactly when it lower-cases unless strip_accents says otherwise;
+     * the other combinations are refused rather than tokenized differently from HF. */
+    const cJSON *strip = cJSON_GetObjectItemCaseSensitive(cfg, "strip_accents");
+    if (strip && !cJSON_IsNull(strip) && (!cJSON_IsBool(strip) || cJSON_IsTrue(strip) != t->lowercase)) {
+        bs_fail(err, "%s: \"strip_accents\" must be null or equal to do_lower_case (%s): other "
+                     "combinations are not supported", path, t->lowercase ? "true" : "false");
+        goto out;
+    }
+    const cJSON *chinese = cJSON_GetObjectItemCaseSensitive(cfg, "tokenize_chinese_chars");
+    if (chinese && !cJSON_IsTrue(chinese)) {
+        bs_fail(err, "%s: \"tokenize_chinese_chars\" must be true: false is not supported", path);
+        goto out;
+    }
+    static const char *keys[MAX_SPECIALS] = {"pad_token", "unk_token", "cls_token", "sep_token",
+                                            "mask_token"};
+    for (int i = 0; i < MAX_SPECIALS; i++)
+        if (config_token(cfg, keys[i], names[i], path, err))
+            goto out;
+    rc = 0;
+out:
+    cJSON_Delete(cfg);
+    return rc;
+}
+
+tokenizer *tokenizer_load(const char *model_dir, char *err)
+{
+    tokenizer *t = calloc(1, sizeof *t);
+    if (!t)
+        return bs_fail(err, "out of memory"), NULL;
+    t->lowercase = true;
+    char names[MAX_SPECIALS][32] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+    char path[BS_PATH_LEN];
+    if (read_tokenizer_config(t, model_dir, names, err) || path_join(path, model_dir, "vocab.txt", err))
+        goto fail;
+    t->vocab = vocab_load(path, err);
+    if (!t->vocab)
+        goto fail;
+    for (int i = 0; i < MAX_SPECIALS; i++) {
+        int id = vocab_find(t->vocab, false, names[i], strlen(names[i]));
+        bool required = i == 1 || i == 2 || i == 3; /* unk, cls, sep */
+        if (id < 0 && required) {
+            bs_fail(err, "%s: the special token %s is not in the vocabulary", path, names[i]);
+            goto fail;
+        }
+        if (id < 0)
+            continue;
+        struct special *s = &t->specials[t->n_specials++];
+        strcpy(s->text, names[i]);
+        s->len = strlen(names[i]);
+        s->id = id;
+        if (i == 1) t->unk_id = id;
+        if (i == 2) t->cls_id = id;
+        if (i == 3) t->sep_id = id;
+    }
+    return t;
+fail:
+    tokenizer_free(t);
+    return NULL;
+}
+
+void tokenizer_free(tokenizer *t)
+{
+    if (!t)
+        return;
+    vocab_free(t->vocab);
+    free(t);
+}
+
+const vocab *tokenizer_vocab(const tokenizer *t) { return t->vocab; }
+bool tokenizer_lowercases(const tokenizer *t) { return t->lowercase; }
+
+/* ---- encoding --------------------------------------------------------------------- */
+
+static int list_push(struct int_list *l, int32_t x)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 64;
+        int32_t *v = realloc(l->v, (size_t)cap * sizeof *v);
+        if (!v)
+            return -1;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = x;
+    return 0;
+}
+
+int packed_tokens_append(struct packed_tokens *p, const encoding *e)
+{
+    if (p->n + e->n > p->cap) {
+        int cap = (p->n + e->n) * 2;
+        int32_t *ids = realloc(p->ids, (size_t)cap * sizeof *ids);
+        if (ids)
+            p->ids = ids;
+        int32_t *types = realloc(p->type_ids, (size_t)cap * sizeof *types);
+        if (types)
+            p->type_ids = types;
+        if (!ids || !types)
+            return -1;
+        p->cap = cap;
+    }
+    memcpy(p->ids + p->n, e->ids, (size_t)e->n * sizeof *e->ids);
+    memcpy(p->type_ids + p->n, e->type_ids, (size_t)e->n * sizeof *e->type_ids);
+    p->n += e->n;
+    return 0;
+}
+
+void packed_tokens_free(struct packed_tokens *p)
+{
+    free(p->ids);
+    free(p->type_ids);
+    memset(p, 0, sizeof *p);
+}
+
+void encoding_free(encoding *e)
+{
+    free(e->out_ids.v);
+    free(e->out_types.v);
+    free(e->seg_a.v);
+    free(e->seg_b.v);
+    memset(e, 0, sizeof *e);
+}
+
+/* One pre-tokenized word being collected. Only the first WORD_MAX_CHARS + 1 characters are
+ * kept: a longer word is [UNK] whatever it holds. */
+struct word {
+    int32_t cps[WORD_MAX_CHARS + 1];
+    int n_chars; /* may exceed what cps holds */
+};
+
+static void word_add(struct word *w, const int32_t *cps, int n)
+{
+    for (int i = 0; i < n; i++, w->n_chars++)
+        if (w->n_chars <= WORD_MAX_CHARS)
+            w->cps[w->n_chars] = cps[i];
+}
+
+/* Greedy longest-match-first WordPiece of one word; appends its ids to out. */
+static int wordpiece_encode(const tokenizer *t, struct word *w, struct int_list *out)
+{
+    if (w->n_chars == 0)
+        return 0;
+    int n = w->n_chars;
+    w->n_chars = 0;
+    if (n > WORD_MAX_CHARS)
+        return list_push(out, t->unk_id);
+
+    bert_canonical_order(w->cps, n);
+    char bytes[WORD_MAX_CHARS * 4];
+    int offset[WORD_MAX_CHARS + 1]; /* byte offset of each character */
+    offset[0] = 0;
+    for (int i = 0; i < n; i++)
+        offset[i + 1] = offset[i] + utf8_encode(w->cps[i], bytes + offset[i]);
+
+    size_t max_bytes = vocab_max_token_bytes(t->vocab);
+    int first = out->n;
+    for (int start = 0; start < n;) {
+        int id = -1, end = n;
+        for (; end > start; end--) {
+            size_t len = (size_t)(offset[end] - offset[start]);
+            if (len + (start > 0 ? 2 : 0) > max_bytes)
+                continue;
+            id = vocab_find(t->vocab, start > 0, bytes + offset[start], len);
+            if (id >= 0)
+                break;
+        }
+        if (id < 0) { /* some position has no piece: the whole word is unknown */
+            out->n = first;
+            return list_push(out, t->unk_id);
+        }
+        if (list_push(out, id))
+            return -1;
+        start = end;
+    }
+    return 0;
+}
+
+/* Normalizes, pre-tokenizes and WordPiece-encodes s[0..n), which holds no special literal. */
+static int encode_plain(const tokenizer *t, const char *s, size_t n, struct int_list *out)
+{
+    struct word w = {.n_chars = 0};
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        int32_t cp, norm[NORM_MAX_CPS];
+        int len = utf8_decode(p + i, n - i, &cp), n_norm;
+        i += (size_t)len; /* the whole text was validated before */
+        enum cp_class cls = bert_normalize_cp(cp, t->lowercase, norm, &n_norm);
+        switch (cls) {
+        case CP_DROP:
+            break;
+        case CP_WORD:
+            word_add(&w, norm, n_norm);
+            break;
+        case CP_SPACE:
+            if (wordpiece_encode(t, &w, out))
+                return -1;
+            break;
+        case CP_CJK: /* a word of its own */
+            if (wordpiece_encode(t, &w, out))
+                return -1;
+            word_add(&w, norm, n_norm);
+            if (wordpiece_encode(t, &w, out))
+                return -1;
+            break;
+        case CP_PUNCT: /* each punctuation character is a word of its own */
+            for (int k = 0; k < n_norm; k++) {
+                if (wordpiece_encode(t, &w, out))
+                    return -1;
+                word_add(&w, norm + k, 1);
+            }
+            if (wordpiece_encode(t, &w, out))
+                return -1;
+            break;
+        }
+    }
+    return wordpiece_encode(t, &w, out);
+}
+
+/* Splits s at the special-token literals (leftmost, longest first, case-sensitive, in the
+ * raw text as HF's added tokens are), encoding the pieces between them. */
+static int encode_sequence(const tokenizer *t, const char *s, size_t n, struct int_list *out)
+{
+    size_t plain_start = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct special *match = NULL;
+        for (int k = 0; k < t->n_specials; k++) {
+            const struct special *sp = &t->specials[k];
+            if (sp->len <= n - i && memcmp(s + i, sp->text, sp->len) == 0 &&
+                (!match || sp->len > match->len))
+                match = sp;
+        }
+        if (!match)
+            continue;
+        if (encode_plain(t, s + plain_start, i - plain_start, out) || list_push(out, match->id))
+            return -1;
+        i += match->len - 1;
+        plain_start = i + 1;
+    }
+    return encode_plain(t, s + plain_start, n - plain_start, out);
+}
+
+/* HF's longest_first for a pair (tokenizers 0.23), budget = max_len minus the special
+ * tokens. HF compares the lengths capped at the budget (the golden rows show it: two long
+ * sequences count as equal), then: if the shorter fits in what the longer leaves, only the
+ * longer is cut; otherwise each gets half, the odd token going to the longer (the second
+ * on a tie). */
+static void truncate_pair(int *na, int *nb, int budget)
+{
+    int la = *na < budget ? *na : budget, lb = *nb < budget ? *nb : budget;
+    bool b_longer = lb >= la;
+    int n1 = b_longer ? la : lb; /* the shorter */
+    int n2 = n1 > budget ? n1 : (n1 > budget - n1 ? n1 : budget - n1);
+    if (n1 + n2 > budget) {
+        n1 = budget / 2;
+        n2 = n1 + budget % 2;
+    }
+    int keep_a = b_longer ? n1 : n2, keep_b = b_longer ? n2 : n1;
+    if (keep_a < *na) *na = keep_a;
+    if (keep_b < *nb) *nb = keep_b;
+}
+
+int tokenizer_encode(const tokenizer *t, const char *text, size_t len, const char *pair,
+                     size_t pair_len, int max_len, encoding *e, char *err)
+{
+    return tokenizer_encode_truncating(t, text, len, pair, pair_len, max_len, TRUNCATE_RIGHT, e, err);
+}
+
+int tokenizer_encode_truncating(const tokenizer *t, const char *text, size_t len, const char *pair,
+                                size_t pair_len, int max_len, enum truncation_side side, encoding *e,
+                                char *err)
+{
+    e->n = e->n_untruncated = 0;
+    e->truncated = false;
+    e->seg_a.n = e->seg_b.n = e->out_ids.n = e->out_types.n = 0;
+    int n_special = pair ? 3 : 2;
+    if (max_len > 0 && max_len < n_special)
+        return bs_fail(err, "max length %d is too small: the special tokens alone need %d",
+                       max_len, n_special);
+    size_t bad = utf8_validate(text, len);
+    if (bad != len)
+        return bs_fail(err, "%s is not valid UTF-8 (at byte offset %zu)", pair ? "the first text" : "the text", bad);
+    if (pair && (bad = utf8_validate(pair, pair_len)) != pair_len)
+        return bs_fail(err, "the second text is not valid UTF-8 (at byte offset %zu)", bad);
+
+    if (encode_sequence(t, text, len, &e->seg_a) ||
+        (pair && encode_sequence(t, pair, pair_len, &e->seg_b)))
+        goto oom;
+
+    int na = e->seg_a.n, nb = e->seg_b.n;
+    e->n_untruncated = na + nb + n_special;
+    if (max_len > 0 && e->n_untruncated > max_len) {
+        e->truncated = true;
+        int budget = max_len - n_special;
+        if (pair)
+            truncate_pair(&na, &nb, budget);
+        else
+            na = budget;
+    }
+
+    /* Truncating on the left keeps each segment's last tokens instead of its first (the
+     * lengths kept are the same). */
+    int skip_a = side == TRUNCATE_LEFT ? e->seg_a.n - na : 0, skip_b = side == TRUNCATE_LEFT ? e->seg_b.n - nb : 0;
+    struct int_list *ids = &e->out_ids, *types = &e->out_types;
+    bool ok = list_push(ids, t->cls_id) == 0 && list_push(types, 0) == 0;
+    for (int i = 0; ok && i < na; i++)
+        ok = list_push(ids, e->seg_a.v[skip_a + i]) == 0 && list_push(types, 0) == 0;
+    ok = ok && list_push(ids, t->sep_id) == 0 && list_push(types, 0) == 0;
+    if (pair) {
+        for (int i = 0; ok && i < nb; i++)
+            ok = list_push(ids, e->seg_b.v[skip_b + i]) == 0 && list_push(types, 1) == 0;
+        ok = ok && list_push(ids, t->sep_id) == 0 && list_push(types, 1) == 0;
+    }
+    if (!ok)
+        goto oom;
+    e->ids = ids->v;
+    e->type_ids = types->v;
+    e->n = ids->n;
+    return 0;
+oom:
+    e->n = 0;
+    return bs_fail(err, "out of memory while tokenizing");
+}

@@ -1,0 +1,92 @@
+/* The /predict body parser (request.h) on its own: every shape, the options, the limit, the
+ * error statuses and types, and that a failure leaves nothing allocated. */
+#include "check.h"
+#include "server/request.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Parses a copy of body (not NUL-terminated, as the daemon hands it over). */
+static int parse(const char *body, int max_texts, struct predict_request *req, struct request_error *e)
+{
+    size_t len = strlen(body);
+    char *copy = len ? malloc(len) : NULL;
+    if (len)
+        memcpy(copy, body, len);
+    struct predict_limits lim = {.max_texts = max_texts};
+    int rc = predict_request_parse(copy, len, &lim, req, e);
+    free(copy); /* the texts live in req->root, not in the body */
+    return rc;
+}
+
+static void expect_error(const char *body, int max_texts, unsigned status, const char *type, const char *frag)
+{
+    struct predict_request req;
+    struct request_error e;
+    int rc = parse(body, max_texts, &req, &e);
+    CHECK(rc == -1, "%s: parsed", body);
+    if (rc != -1) {
+        predict_request_free(&req);
+        return;
+    }
+    CHECK(e.status == status && !strcmp(e.type, type), "%s: %u %s, want %u %s", body, e.status, e.type, status, type);
+    CHECK(strstr(e.msg, frag), "%s: message \"%s\" lacks \"%s\"", body, e.msg, frag);
+    CHECK(!req.root && !req.texts && !req.pairs && req.n == 0, "%s: a failure left a request", body);
+}
+
+int main(void)
+{
+    struct predict_request req;
+    struct request_error e;
+
+    CHECK(parse("{\"text\": \"a\\u0000b\"}", 4, &req, &e) == 0, "text: %s", e.msg);
+    CHECK(req.shape == SHAPE_TEXT && req.n == 1 && !req.pairs[0] && req.truncate && !req.raw_scores, "text shape");
+    CHECK(!strcmp(req.texts[0], "a\xef\xbf\xbd" "b"), "a \\u0000 escape becomes U+FFFD: %s", req.texts[0]);
+    predict_request_free(&req);
+    CHECK(!req.root && req.n == 0, "freed");
+    predict_request_free(&req); /* twice is fine */
+
+    CHECK(parse("{\"texts\": [\"x\", \"y\"], \"truncate\": false}", 2, &req, &e) == 0, "texts: %s", e.msg);
+    CHECK(req.shape == SHAPE_TEXTS && req.n == 2 && !strcmp(req.texts[1], "y") && !req.truncate, "texts shape");
+    predict_request_free(&req);
+
+    /* A lone TEI pair is one input, so it passes a limit of 1. */
+    CHECK(parse("{\"inputs\": [\"q\", \"d\"], \"raw_scores\": true}", 1, &req, &e) == 0, "pair: %s", e.msg);
+    CHECK(req.shape == SHAPE_TEI_ONE && req.n == 1 && !strcmp(req.pairs[0], "d") && req.raw_scores, "pair shape");
+    predict_request_free(&req);
+
+    CHECK(parse("{\"inputs\": [[\"a\"], [\"q\", \"d\"], \"t\"], \"truncation_direction\": \"Right\"}", 3, &req, &e) == 0,
+          "batch: %s", e.msg);
+    CHECK(req.shape == SHAPE_TEI_BATCH && req.n == 3 && !req.pairs[0] && !strcmp(req.pairs[1], "d") &&
+              !strcmp(req.texts[2], "t") && req.truncate_side == TRUNCATE_RIGHT,
+          "batch shape");
+    predict_request_free(&req);
+
+    CHECK(parse("{\"inputs\": \"t\"}", 1, &req, &e) == 0 && req.shape == SHAPE_TEI_ONE && !req.pairs[0], "inputs str");
+    predict_request_free(&req);
+    CHECK(parse("{\"inputs\": \"t\", \"truncation_direction\": \"left\"}", 1, &req, &e) == 0 &&
+              req.truncate_side == TRUNCATE_LEFT,
+          "truncation_direction left: %s", e.msg);
+    predict_request_free(&req);
+
+    expect_error("", 4, 400, "invalid_json", "not valid JSON");
+    expect_error("{\"text\": \"a\"", 4, 400, "invalid_json", "not valid JSON");
+    expect_error("{\"text\": \"\\ud800\"}", 4, 422, "validation", "surrogate");
+    expect_error("[1]", 4, 422, "validation", "JSON object");
+    expect_error("{}", 4, 422, "validation", "missing");
+    expect_error("{\"text\": \"a\", \"inputs\": \"b\"}", 4, 422, "validation", "only one");
+    expect_error("{\"text\": 1}", 4, 422, "validation", "\"text\" must be a string");
+    expect_error("{\"text\": \"a\", \"truncate\": 1}", 4, 422, "validation", "truncate");
+    expect_error("{\"text\": \"a\", \"raw_scores\": null}", 4, 422, "validation", "raw_scores");
+    expect_error("{\"text\": \"a\", \"truncation_direction\": \"up\"}", 4, 422, "validation", "\"right\" or \"left\"");
+    expect_error("{\"texts\": []}", 4, 422, "validation", "empty");
+    expect_error("{\"texts\": [\"a\", \"b\", \"c\"]}", 2, 422, "validation", "3 texts, more than the limit of 2");
+    expect_error("{\"texts\": [\"a\", 2]}", 4, 422, "validation", "every item");
+    expect_error("{\"inputs\": [\"a\", \"b\", \"c\"]}", 2, 422, "validation", "3 inputs, more than the limit of 2");
+    expect_error("{\"inputs\": [\"a\", [\"b\", \"c\", \"d\"]]}", 4, 422, "validation", "inputs[1]");
+    expect_error("{\"inputs\": {}}", 4, 422, "validation", "\"inputs\" must be");
+
+    struct predict_limits lim = {.max_texts = 4};
+    CHECK(predict_request_parse(NULL, 0, &lim, &req, &e) == -1 && e.status == 400, "a NULL empty body");
+    return test_finish("test_request");
+}
