@@ -5,6 +5,7 @@
  * ($BERTSERVE_SHARED defaults to ../shared). The file holds latin-1 `sentence@label` lines;
  * they are converted to UTF-8 up front, and only tokenizer_encode (max length 512) is timed. */
 #include "common/bs_error.h"
+#include "common/clock.h"
 #include "text/tokenizer.h"
 #include "text/utf8.h"
 
@@ -12,13 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 int main(int argc, char **argv)
 {
@@ -70,7 +64,7 @@ int main(int argc, char **argv)
 
     encoding e = {0};
     long tokens = 0, sentences = 0, passes = 0;
-    double t0 = now(), elapsed;
+    double t0 = monotonic_seconds(), elapsed;
     do { /* whole passes over the corpus for at least 2 seconds */
         for (size_t i = 0; i < n_sent; i++) {
             if (tokenizer_encode(tok, text + starts[i], starts[i + 1] - starts[i], NULL, 0, 512, &e, err)) {
@@ -81,7 +75,7 @@ int main(int argc, char **argv)
         }
         sentences += (long)n_sent;
         passes++;
-        elapsed = now() - t0;
+        elapsed = monotonic_seconds() - t0;
     } while (elapsed < 2.0);
 
     printf("tokenizer-bench: %zu PhraseBank sentences (%.2f MB UTF-8), %ld passes in %.2f s\n",

@@ -1,13 +1,13 @@
 /* The HTTP side of the daemon (libmicrohttpd): routes, the /predict body (parsed by request.h),
  * tokenization, JSON responses, request logs. Hands plain token arrays to the compute workers
- * (worker.h) and suspends the connection until they answer. */
+ * (batcher.h) and suspends the connection until they answer. */
 #ifndef HTTP_H
 #define HTTP_H
 
 #include "engine/model.h"
+#include "server/batcher.h"
 #include "server/config.h"
 #include "server/metrics.h"
-#include "server/worker.h"
 #include "text/tokenizer.h"
 
 #include <stdbool.h>
@@ -16,7 +16,7 @@ struct http_deps {
     const struct config *cfg;
     const tokenizer *tok;
     const bert_model *model;
-    worker_pool *pool;
+    batcher *pool;
     metrics *metrics;
     int max_len;            /* effective tokens per text */
     int threads_per_worker; /* forward-pass threads of each compute worker */
@@ -39,7 +39,7 @@ void http_set_weights_sha256(http_server *s, const char *value);
 void http_drain(http_server *s);
 /* Waits until no request is in progress or deadline (monotonic seconds); true if idle. */
 bool http_wait_idle(http_server *s, double deadline);
-/* Stops the server and frees it. Every submitted job must have finished (worker_pool_stop). */
+/* Stops the server and frees it. Every submitted job must have finished (batcher_stop). */
 void http_stop(http_server *s);
 
 #endif

@@ -25,7 +25,7 @@ void metrics_queue_depth(metrics *m, int delta);
 /* One /predict job's stages, and its texts. */
 void metrics_job(metrics *m, double queue_s, double tokenize_s, double inference_s, int n_texts);
 void metrics_text(metrics *m, int tokens);
-/* One batch run by a compute worker (a worker_settings.on_batch callback; arg is the metrics). */
+/* One batch run by a compute worker (a batcher_settings.on_batch callback; arg is the metrics). */
 void metrics_batch(void *m, int n_texts, int n_tokens, double seconds);
 void metrics_prediction(metrics *m, int label, double confidence);
 

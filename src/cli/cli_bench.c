@@ -8,6 +8,7 @@
  * (build/make-random-model). */
 #include "cli/cli.h"
 #include "common/bs_error.h"
+#include "common/clock.h"
 #include "common/cpu_budget.h"
 #include "engine/bert.h"
 #include "engine/gemm.h"
@@ -21,13 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -50,9 +44,9 @@ static double sgemm_rate(int reps)
         b[i] = (float)(i % 13) * 0.01f;
     double best = 1e9;
     for (int r = 0; r < reps; r++) {
-        double t = now();
+        double t = monotonic_seconds();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
-        t = now() - t;
+        t = monotonic_seconds() - t;
         if (t < best)
             best = t;
     }
@@ -76,9 +70,9 @@ static double packed_gemm_rate(int reps, int threads)
             w[i] = (float)(i % 13) * 0.01f;
         gemm_pack(w, K, N, K, packed);
         for (int r = 0; r < reps; r++) {
-            double t = now();
+            double t = monotonic_seconds();
             gemm_linear(pool, a, M, packed, N, K, c, NULL, GEMM_STORE);
-            t = now() - t;
+            t = monotonic_seconds() - t;
             if (t < best)
                 best = t;
         }
@@ -167,7 +161,7 @@ static int bench_texts(const struct options *o, bert_model *m)
             rc = bs_fail(err, "out of memory");
     }
     long texts = 0, tokens = 0, batches = 0;
-    double start = now(), elapsed = 0;
+    double start = monotonic_seconds(), elapsed = 0;
     /* Batches of consecutive texts (shuffled above), wrapping around the end of the file, so
      * that n / batch timed batches (after the warm-up one) run each text at most once. */
     for (int first = 0; rc == 0; first = (first + batch) % n) {
@@ -182,12 +176,12 @@ static int bench_texts(const struct options *o, bert_model *m)
         bert_batch b = {.ids = ids, .type_ids = types, .lens = batch_lens, .n_seqs = batch};
         rc = bert_forward(m, &b, logits, &scratch, err);
         if (batches++ == 0) { /* warm-up: scratch and caches */
-            start = now();
+            start = monotonic_seconds();
             continue;
         }
         texts += batch;
         tokens += total;
-        elapsed = now() - start;
+        elapsed = monotonic_seconds() - start;
         if (o->iterations ? batches > o->iterations : elapsed > 5.0)
             break;
     }
@@ -207,13 +201,13 @@ static int bench_texts(const struct options *o, bert_model *m)
 int cli_bench(const struct options *o)
 {
     char err[BS_ERR_LEN];
-    double t_load = now();
+    double t_load = monotonic_seconds();
     bert_model *m = bert_model_load(o->model, err);
     if (!m) {
         fprintf(stderr, "bertserve-cli: %s\n", err);
         return 1;
     }
-    t_load = now() - t_load;
+    t_load = monotonic_seconds() - t_load;
     if (o->file) {
         int rc = bench_texts(o, m);
         bert_model_free(m);
@@ -253,17 +247,17 @@ int cli_bench(const struct options *o)
         int iters = o->iterations ? o->iterations : 0;
         double times[200];
         int n = 0;
-        double start = now();
+        double start = monotonic_seconds();
         if (bert_forward(m, &b, logits, &scratch, err)) { /* warm-up: scratch, caches */
             fprintf(stderr, "bertserve-cli: %s\n", err);
             rc = 1;
             break;
         }
         /* with no --iterations: at least 5 runs and about a second per case */
-        while (n < 200 && (iters ? n < iters : (n < 5 || now() - start < 1.0))) {
-            double t = now();
+        while (n < 200 && (iters ? n < iters : (n < 5 || monotonic_seconds() - start < 1.0))) {
+            double t = monotonic_seconds();
             bert_forward(m, &b, logits, &scratch, err);
-            times[n++] = now() - t;
+            times[n++] = monotonic_seconds() - t;
         }
         qsort(times, (size_t)n, sizeof times[0], cmp_double);
         double p50 = times[n / 2], flops = forward_flops(c, lens, cases[k].n_seqs);

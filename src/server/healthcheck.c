@@ -2,6 +2,7 @@
 #include "server/healthcheck.h"
 
 #include "common/bs_error.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,18 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits for events on fd until deadline (monotonic ms). 0 when ready, -1 on timeout/error. */
 static int wait_fd(int fd, short events, long long deadline)
 {
     for (;;) {
-        long long left = deadline - now_ms();
+        long long left = deadline - (long long)(monotonic_seconds() * 1000.0);
         if (left <= 0)
             return -1;
         struct pollfd p = {.fd = fd, .events = events};
@@ -69,7 +63,7 @@ int healthcheck(const char *host, int port, int timeout_ms, char *err)
         host = "127.0.0.1";
     else if (!strcmp(host, "::") || !strcmp(host, "[::]"))
         host = "::1";
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = (long long)(monotonic_seconds() * 1000.0) + timeout_ms;
 
     char port_text[16];
     snprintf(port_text, sizeof port_text, "%d", port);

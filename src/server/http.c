@@ -1,6 +1,7 @@
 #include "server/http.h"
 
 #include "common/bs_error.h"
+#include "common/clock.h"
 #include "common/json_text.h"
 #include "engine/gemm.h"
 #include "engine/predict.h"
@@ -193,7 +194,7 @@ static enum MHD_Result handle_get(struct request *r)
     http_server *s = r->srv;
     switch (r->route) {
     case ROUTE_HEALTH: { /* liveness: the model stays loaded; the workers must keep making progress */
-        double stalled = worker_pool_stalled_seconds(s->d.pool);
+        double stalled = batcher_stalled_seconds(s->d.pool);
         int limit = s->d.cfg->stall_seconds;
         if (limit > 0 && stalled >= limit) {
             cJSON *o = cJSON_CreateObject();
@@ -406,7 +407,7 @@ static enum MHD_Result predict_body_complete(struct request *r)
     r->body = NULL;
     r->job.done = job_done;
     r->job.arg = r;
-    if (!worker_pool_reserve(s->d.pool))
+    if (!batcher_reserve(s->d.pool))
         return respond_error(r, MHD_HTTP_TOO_MANY_REQUESTS, "overloaded", MHD_HTTP_HEADER_RETRY_AFTER, "1",
                              "the server is busy: %d requests are already queued; retry later",
                              s->d.cfg->max_concurrent_requests);
@@ -415,7 +416,7 @@ static enum MHD_Result predict_body_complete(struct request *r)
     r->submitted = true;
     metrics_queue_depth(s->d.metrics, +1);
     MHD_suspend_connection(r->conn);
-    worker_pool_enqueue(s->d.pool, &r->job);
+    batcher_enqueue(s->d.pool, &r->job);
     return MHD_YES;
 }
 

@@ -1,18 +1,19 @@
 /* bertserve: the HTTP daemon. Loads the model, starts the compute workers and the HTTP server,
  * then waits for SIGTERM/SIGINT and drains (see README). */
 #include "common/bs_error.h"
+#include "common/clock.h"
 #include "common/cpu_budget.h"
 #include "common/fileio.h"
 #include "common/sha256.h"
 #include "engine/gemm.h"
 #include "engine/model.h"
 #include "engine/threadpool.h"
+#include "server/batcher.h"
 #include "server/config.h"
 #include "server/healthcheck.h"
 #include "server/http.h"
 #include "server/logger.h"
 #include "server/metrics.h"
-#include "server/worker.h"
 #include "text/tokenizer.h"
 
 #include <errno.h>
@@ -115,7 +116,7 @@ int main(int argc, char **argv)
 
     int rc = 1;
     metrics *met = metrics_create(&model->cfg, cfg.model, config_version(), model->weights_dtype);
-    struct worker_settings ws = {
+    struct batcher_settings ws = {
         .n_workers = cfg.workers,
         .threads_per_worker = threads_per_worker,
         .max_jobs = cfg.max_concurrent_requests,
@@ -125,7 +126,7 @@ int main(int argc, char **argv)
         .on_batch = metrics_batch,
         .on_batch_arg = met,
     };
-    worker_pool *pool = met ? worker_pool_start(model, &ws, err) : NULL;
+    batcher *pool = met ? batcher_start(model, &ws, err) : NULL;
     http_server *http = NULL;
     if (!met)
         snprintf(err, sizeof err, "out of memory");
@@ -200,7 +201,7 @@ int main(int argc, char **argv)
         }
     }
     /* Past the grace period, queued jobs are cancelled (503) and running ones finish. */
-    worker_pool_stop(pool);
+    batcher_stop(pool);
     pool = NULL;
     if (!drained)
         http_wait_idle(http, monotonic_seconds() + 5);
@@ -213,7 +214,7 @@ int main(int argc, char **argv)
 
 out:
     http_stop(http);
-    worker_pool_stop(pool);
+    batcher_stop(pool);
     metrics_free(met);
     bert_model_free(model);
     tokenizer_free(tok);

@@ -81,11 +81,11 @@ def check(root):
 def self_test(root):
     """Each rule must catch a planted violation, or the check proves nothing."""
     plants = [
-        ("src/engine/bert.c", '#include "server/worker.h"\n', "from the server layer above it"),
+        ("src/engine/bert.c", '#include "server/batcher.h"\n', "from the server layer above it"),
         ("src/text/vocab.c", '#include "engine/model.h"\n', "from the engine layer above it"),
         ("src/common/fileio.c", '#include "text/utf8.h"\n', "from the text layer above it"),
         ("src/cli/cli.c", '#include "server/http.h"\n', "from the server layer above it"),
-        ("src/server/worker.c", "#include <microhttpd.h>\n", "<microhttpd.h> is only for"),
+        ("src/server/batcher.c", "#include <microhttpd.h>\n", "<microhttpd.h> is only for"),
         ("src/engine/gemm.c", "#include <cjson/cJSON.h>\n", "<cjson/cJSON.h> is only for"),
         ("src/server/metrics.c", '#include "model.h"\n', "does not name its layer"),
     ]

@@ -1,6 +1,7 @@
-#include "server/worker.h"
+#include "server/batcher.h"
 
 #include "common/bs_error.h"
+#include "common/clock.h"
 #include "engine/bert.h"
 
 #include <errno.h>
@@ -9,9 +10,9 @@
 #include <string.h>
 #include <time.h>
 
-struct worker_pool {
+struct batcher {
     const bert_model *model;
-    struct worker_settings set;
+    struct batcher_settings set;
     pthread_mutex_t lock;
     pthread_cond_t work; /* a job was queued, or stopping */
     struct job *head, *tail;
@@ -26,13 +27,6 @@ struct worker_pool {
     int n_threads;
     pthread_t *threads;
 };
-
-double monotonic_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* One text of a batch: where it came from, so its logits can go back. */
 struct batch_item {
@@ -101,7 +95,7 @@ static void worker_state_free(struct worker_state *w)
  * until the queue holds what it held when that batch ended plus that batch's texts (everyone
  * is back), or until the batch is full, for at most max_wait_seconds after both the batch's
  * end and the oldest job's arrival. deadline receives when to look again. */
-static bool should_wait(const worker_pool *p, struct timespec *deadline)
+static bool should_wait(const batcher *p, struct timespec *deadline)
 {
     if (p->set.max_wait_seconds <= 0 || p->stopping || p->last_batch_texts <= 1 ||
         p->queued_texts >= p->expected_texts || p->queued_texts >= p->set.max_batch_texts ||
@@ -111,7 +105,7 @@ static bool should_wait(const worker_pool *p, struct timespec *deadline)
     double until = since + p->set.max_wait_seconds;
     if (monotonic_seconds() >= until)
         return false;
-    /* The condition variable waits on CLOCK_MONOTONIC (see worker_pool_start). */
+    /* The condition variable waits on CLOCK_MONOTONIC (see batcher_start). */
     deadline->tv_sec = (time_t)until;
     deadline->tv_nsec = (long)((until - (double)deadline->tv_sec) * 1e9);
     return true;
@@ -121,7 +115,7 @@ static bool should_wait(const worker_pool *p, struct timespec *deadline)
  * budgets (the first always fits, so a text longer than the token budget runs alone). FIFO
  * by text: a long text is never skipped for shorter ones behind it. Returns the item count;
  * -1 when out of memory. */
-static int take_batch(worker_pool *p, struct worker_state *w, size_t *n_tokens)
+static int take_batch(batcher *p, struct worker_state *w, size_t *n_tokens)
 {
     int n = 0;
     size_t tokens = 0;
@@ -155,7 +149,7 @@ static int take_batch(worker_pool *p, struct worker_state *w, size_t *n_tokens)
 
 /* Under the lock: counts n more of j's texts as done; once all are, the job's slot is freed
  * and it is linked into *finished for the caller to hand back outside the lock. */
-static void count_done(worker_pool *p, struct job *j, int n, struct job **finished)
+static void count_done(batcher *p, struct job *j, int n, struct job **finished)
 {
     j->seqs_done += n;
     if (j->seqs_done == j->n_seqs) {
@@ -168,7 +162,7 @@ static void count_done(worker_pool *p, struct job *j, int n, struct job **finish
 
 /* Under the lock: fails the head job's texts that no batch has taken yet and takes it off the
  * queue. It finishes now if none of its texts are running, else with its last running one. */
-static void fail_untaken(worker_pool *p, const char *why, struct job **finished)
+static void fail_untaken(batcher *p, const char *why, struct job **finished)
 {
     struct job *j = p->head;
     p->head = j->next;
@@ -196,7 +190,7 @@ static void hand_back(struct job *finished)
 
 static void *worker_main(void *arg)
 {
-    worker_pool *p = arg;
+    batcher *p = arg;
     const int n_labels = p->model->cfg.n_labels;
     /* Each worker owns its buffers and forward-pass threads: no locking in the hot path. */
     struct worker_state w = {.scratch = {.n_threads = p->set.threads_per_worker}};
@@ -274,14 +268,14 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-worker_pool *worker_pool_start(const bert_model *m, const struct worker_settings *s, char *err)
+batcher *batcher_start(const bert_model *m, const struct batcher_settings *s, char *err)
 {
     if (s->n_workers < 1 || s->threads_per_worker < 1 || s->max_jobs < 1 || s->max_batch_tokens < 1 ||
         s->max_batch_texts < 1 || s->max_wait_seconds < 0) {
         bs_fail(err, "invalid worker settings");
         return NULL;
     }
-    worker_pool *p = calloc(1, sizeof *p);
+    batcher *p = calloc(1, sizeof *p);
     if (!p || !(p->threads = calloc((size_t)s->n_workers, sizeof *p->threads))) {
         free(p);
         bs_fail(err, "out of memory starting %d workers", s->n_workers);
@@ -301,7 +295,7 @@ worker_pool *worker_pool_start(const bert_model *m, const struct worker_settings
         int rc = pthread_create(&p->threads[i], NULL, worker_main, p);
         if (rc) {
             bs_fail(err, "cannot start compute worker %d: %s", i + 1, strerror(rc));
-            worker_pool_stop(p);
+            batcher_stop(p);
             return NULL;
         }
         p->n_threads++;
@@ -309,7 +303,7 @@ worker_pool *worker_pool_start(const bert_model *m, const struct worker_settings
     return p;
 }
 
-bool worker_pool_reserve(worker_pool *p)
+bool batcher_reserve(batcher *p)
 {
     pthread_mutex_lock(&p->lock);
     bool ok = !p->stopping && p->admitted < p->set.max_jobs;
@@ -319,7 +313,7 @@ bool worker_pool_reserve(worker_pool *p)
     return ok;
 }
 
-void worker_pool_enqueue(worker_pool *p, struct job *j)
+void batcher_enqueue(batcher *p, struct job *j)
 {
     j->next = NULL;
     j->status = 0;
@@ -351,7 +345,7 @@ void worker_pool_enqueue(worker_pool *p, struct job *j)
     hand_back(finished);
 }
 
-double worker_pool_stalled_seconds(worker_pool *p)
+double batcher_stalled_seconds(batcher *p)
 {
     pthread_mutex_lock(&p->lock);
     double stalled = p->head || p->running ? monotonic_seconds() - p->last_progress : 0;
@@ -359,7 +353,7 @@ double worker_pool_stalled_seconds(worker_pool *p)
     return stalled;
 }
 
-void worker_pool_stop(worker_pool *p)
+void batcher_stop(batcher *p)
 {
     if (!p)
         return;

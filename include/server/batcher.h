@@ -2,8 +2,8 @@
  * that pack the texts of waiting jobs into batches (up to a token and a text budget) and run
  * each batch as one bert_forward. Knows nothing of HTTP or JSON: a job is token arrays in,
  * logits out, and a callback when done. */
-#ifndef WORKER_H
-#define WORKER_H
+#ifndef BATCHER_H
+#define BATCHER_H
 
 #include "common/bs_error.h"
 #include "engine/model.h"
@@ -36,41 +36,38 @@ struct job {
     int seqs_done;
 };
 
-struct worker_settings {
+struct batcher_settings {
     int n_workers;          /* batches run in parallel */
     int threads_per_worker; /* forward-pass threads of each (bert_scratch.n_threads) */
     int max_jobs;           /* jobs admitted (queued or running) at once */
     int max_batch_tokens;   /* a batch stops growing before this many tokens (a longer text runs alone) */
     int max_batch_texts;    /* and at this many texts; 1 turns batching off */
     double max_wait_seconds; /* after a batch of several texts, how long the next one may wait
-                              * for those clients to come back (0: never; see worker.c) */
+                              * for those clients to come back (0: never; see batcher.c) */
     /* Optional: called after each batch on its worker thread (e.g. for metrics). */
     void (*on_batch)(void *arg, int n_texts, int n_tokens, double seconds);
     void *on_batch_arg;
 };
 
-typedef struct worker_pool worker_pool;
+typedef struct batcher batcher;
 
 /* Starts the workers over the model. NULL with err on failure. */
-worker_pool *worker_pool_start(const bert_model *m, const struct worker_settings *s, char *err);
+batcher *batcher_start(const bert_model *m, const struct batcher_settings *s, char *err);
 
 /* Admission in two steps, so that the submitter can get ready for the callback (e.g. suspend
- * its connection) only once the job is sure to be accepted: worker_pool_reserve takes a slot
+ * its connection) only once the job is sure to be accepted: batcher_reserve takes a slot
  * (false if max_jobs are already admitted or the pool is stopping: the caller answers "busy"),
- * worker_pool_enqueue then queues the job in that slot (done is always called, with status -1
+ * batcher_enqueue then queues the job in that slot (done is always called, with status -1
  * if the pool stopped in between). */
-bool worker_pool_reserve(worker_pool *p);
-void worker_pool_enqueue(worker_pool *p, struct job *j);
+bool batcher_reserve(batcher *p);
+void batcher_enqueue(batcher *p, struct job *j);
 
 /* Seconds the pool has been busy (work queued or running) without starting or finishing a
  * batch; 0 when idle or progressing. A liveness signal: a wedged worker makes it grow. */
-double worker_pool_stalled_seconds(worker_pool *p);
+double batcher_stalled_seconds(batcher *p);
 
 /* Stops admitting, cancels the jobs still queued (done with status -1), lets running ones
  * finish, joins the threads and frees the pool. */
-void worker_pool_stop(worker_pool *p);
-
-/* CLOCK_MONOTONIC in seconds: the clock of every job and request timing. */
-double monotonic_seconds(void);
+void batcher_stop(batcher *p);
 
 #endif
