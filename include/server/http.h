@@ -1,33 +1,20 @@
-/* The HTTP side of the daemon (libmicrohttpd): routes, the /predict body (parsed by request.h),
- * tokenization, JSON responses, request logs. Hands plain token arrays to the compute workers
- * (batcher.h) and suspends the connection until they answer. */
+/* The HTTP transport of the daemon (libmicrohttpd): routes, headers, body limits, API keys,
+ * request ids, error statuses (one table over the error kinds of errors.h), request logs, and
+ * the drain. /predict's work is the service's (infer.h): this layer hands it the body, suspends
+ * the connection while the batcher runs, and sends the answer the service builds. */
 #ifndef HTTP_H
 #define HTTP_H
 
-#include "engine/model.h"
-#include "server/batcher.h"
 #include "server/config.h"
-#include "server/metrics.h"
-#include "text/tokenizer.h"
+#include "server/infer.h"
 
 #include <stdbool.h>
 
-struct http_deps {
-    const struct config *cfg;
-    const tokenizer *tok;
-    const bert_model *model;
-    batcher *pool;
-    metrics *metrics;
-    int max_len;            /* effective tokens per text */
-    int threads_per_worker; /* forward-pass threads of each compute worker */
-    int cpus;               /* CPUs the workers share, and how that was decided (cpu_budget.h) */
-    const char *cpu_source;
-};
-
 typedef struct http_server http_server;
 
-/* Binds cfg->host:cfg->port and starts serving. NULL with err (e.g. the port is taken). */
-http_server *http_start(const struct http_deps *d, char *err);
+/* Binds cfg->host:cfg->port and starts serving /predict through svc (both must outlive the
+ * server). NULL with err (e.g. the port is taken). */
+http_server *http_start(const struct config *cfg, const struct infer_service *svc, char *err);
 int http_port(const http_server *s);
 /* The port /metrics is served on alone (--metrics-port), or -1 when it is on http_port. */
 int http_metrics_port(const http_server *s);

@@ -1,10 +1,10 @@
 /* The /predict request body: JSON parsing and validation, apart from HTTP. A function of the
  * body bytes and the limits alone (no libmicrohttpd, no globals), so it can be tested and
- * fuzzed on its own; http.c calls it, then tokenizes the texts and answers. */
+ * fuzzed on its own; the service (infer.h) calls it, then tokenizes the texts and answers. */
 #ifndef REQUEST_H
 #define REQUEST_H
 
-#include "common/bs_error.h"
+#include "server/errors.h"
 #include "text/tokenizer.h"
 
 #include <cjson/cJSON.h>
@@ -35,25 +35,13 @@ struct predict_request {
     enum truncation_side truncate_side; /* TEI's "truncation_direction": "right" (default) or "left" */
 };
 
-/* Why a request is refused: the HTTP status, TEI's error_type and one sentence. */
-struct request_error {
-    unsigned status;
-    const char *type; /* "invalid_json", "validation" or "internal" (out of memory) */
-    char msg[BS_ERR_LEN + 128];
-};
-
-/* Fills e (status, error_type, a printf-style message) and returns -1: for refusals found
- * after parsing too (http.c, while tokenizing). */
-int request_fail(struct request_error *e, unsigned status, const char *type, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
 /* Parses body (len bytes; NULL when len is 0) into req. The body is not NUL-terminated and may
  * hold any bytes; its "\u0000" escapes are rewritten to "\uFFFD" in place (see json_text.h).
- * Returns 0, or -1 with e filled in and req empty. Invalid JSON is 400 invalid_json; a body
- * that parses but is not a valid request is 422 validation (invalid UTF-8 in the texts is the
+ * Returns 0, or -1 with e filled in and req empty. Invalid JSON is ERROR_INVALID_JSON; a
+ * body that parses but is not a valid request is ERROR_VALIDATION (invalid UTF-8 in the texts is the
  * tokenizer's to find: it names the byte offset). Free req with predict_request_free. */
 int predict_request_parse(char *body, size_t len, const struct predict_limits *limits,
-                          struct predict_request *req, struct request_error *e);
+                          struct predict_request *req, struct service_error *e);
 
 /* Frees what req owns and leaves it empty; a zeroed or already freed req is fine. */
 void predict_request_free(struct predict_request *req);

@@ -2,11 +2,8 @@
 
 #include "common/bs_error.h"
 #include "common/clock.h"
-#include "common/json_text.h"
-#include "engine/gemm.h"
-#include "engine/predict.h"
+#include "server/infer.h"
 #include "server/logger.h"
-#include "server/request.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -31,7 +28,8 @@
 #define HTTP_THREADS 2
 
 struct http_server {
-    struct http_deps d;
+    const struct config *cfg;
+    const struct infer_service *svc;
     struct MHD_Daemon *mhd;
     int listen_fd;
     int port;
@@ -45,25 +43,37 @@ struct http_server {
     char weights_sha256[80];
 };
 
-/* One HTTP request, from its first byte to the completed callback. */
-struct request {
+/* One request and its answer on a connection, from the first byte to the completed callback. */
+struct exchange {
     http_server *srv;
     struct MHD_Connection *conn;
     enum metrics_route route;
     char method[16];
     char id[72];
     double t_start;
-    int status;          /* sent; 0 until a response is queued */
+    int status; /* sent; 0 until a response is queued */
     char *body;
     size_t len, cap;
-    /* /predict */
-    struct predict_request req; /* the parsed body (request.h) */
-    int *tokens;         /* per text, after truncation */
-    bool *truncated;
-    bool submitted;
-    atomic_bool finished; /* set by the worker before it resumes the connection */
-    double tokenize_s;
-    struct job job;
+    infer_call *call; /* /predict, once its body is in (infer.h) */
+};
+
+/* Every error kind's status and TEI's error_type: the one place a refusal becomes a status
+ * (422 and 413 by number: libmicrohttpd renamed their constants between versions). */
+static const struct {
+    unsigned status;
+    const char *type;
+} error_status[ERROR_KIND_COUNT] = {
+    [ERROR_INVALID_JSON] = {MHD_HTTP_BAD_REQUEST, "invalid_json"},
+    [ERROR_VALIDATION] = {422, "validation"},
+    [ERROR_TEXT_TOO_LONG] = {413, "validation"},
+    [ERROR_BODY_TOO_LARGE] = {413, "payload_too_large"},
+    [ERROR_MEDIA_TYPE] = {MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"},
+    [ERROR_UNAUTHORIZED] = {MHD_HTTP_UNAUTHORIZED, "unauthorized"},
+    [ERROR_NOT_FOUND] = {MHD_HTTP_NOT_FOUND, "not_found"},
+    [ERROR_METHOD_NOT_ALLOWED] = {MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed"},
+    [ERROR_OVERLOADED] = {MHD_HTTP_TOO_MANY_REQUESTS, "overloaded"},
+    [ERROR_UNAVAILABLE] = {MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable"},
+    [ERROR_INTERNAL] = {MHD_HTTP_INTERNAL_SERVER_ERROR, "internal"},
 };
 
 /* ---- responses ----------------------------------------------------------------------- */
@@ -77,7 +87,7 @@ static void add_ms_header(struct MHD_Response *resp, const char *name, double se
 
 /* Queues body (heap, taken over) with the request id and, for a finished job, TEI's timing
  * headers. Returns what the access handler should return. */
-static enum MHD_Result respond(struct request *r, unsigned status, char *body, size_t len, const char *type,
+static enum MHD_Result respond(struct exchange *r, unsigned status, char *body, size_t len, const char *type,
                                const char *extra_name, const char *extra_value)
 {
     if (!body) {
@@ -98,14 +108,14 @@ static enum MHD_Result respond(struct request *r, unsigned status, char *body, s
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     if (extra_name)
         MHD_add_response_header(resp, extra_name, extra_value);
-    if (r->route == ROUTE_PREDICT && r->submitted && r->finished) {
-        struct job *j = &r->job;
+    struct infer_timing t;
+    if (r->call && infer_timing(r->call, &t)) {
         add_ms_header(resp, "x-total-time", monotonic_seconds() - r->t_start);
-        add_ms_header(resp, "x-tokenization-time", r->tokenize_s);
-        add_ms_header(resp, "x-queue-time", j->t_started - j->t_queued);
-        add_ms_header(resp, "x-inference-time", j->t_finished - j->t_started);
+        add_ms_header(resp, "x-tokenization-time", t.tokenize);
+        add_ms_header(resp, "x-queue-time", t.queue);
+        add_ms_header(resp, "x-inference-time", t.inference);
         char v[32];
-        snprintf(v, sizeof v, "%d", r->job.tokens.n);
+        snprintf(v, sizeof v, "%d", t.compute_tokens);
         MHD_add_response_header(resp, "x-compute-tokens", v);
     }
     if (!atomic_load(&r->srv->ready))
@@ -115,12 +125,12 @@ static enum MHD_Result respond(struct request *r, unsigned status, char *body, s
     if (ret == MHD_YES) {
         r->status = (int)status;
         /* Counted now, not once sent: a client that has its answer finds it in /metrics. */
-        metrics_request(r->srv->d.metrics, r->route, r->method, r->status, monotonic_seconds() - r->t_start);
+        metrics_request(r->srv->svc->metrics, r->route, r->method, r->status, monotonic_seconds() - r->t_start);
     }
     return ret;
 }
 
-static enum MHD_Result respond_json(struct request *r, unsigned status, cJSON *obj, const char *extra_name,
+static enum MHD_Result respond_json(struct exchange *r, unsigned status, cJSON *obj, const char *extra_name,
                                     const char *extra_value)
 {
     char *s = obj ? cJSON_PrintUnformatted(obj) : NULL;
@@ -128,74 +138,62 @@ static enum MHD_Result respond_json(struct request *r, unsigned status, cJSON *o
     return respond(r, status, s, s ? strlen(s) : 0, "application/json", extra_name, extra_value);
 }
 
-/* TEI's error shape: {"error": "one sentence", "error_type": "..."}. */
-static enum MHD_Result respond_error(struct request *r, unsigned status, const char *type, const char *extra_name,
-                                     const char *extra_value, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
-static enum MHD_Result respond_error(struct request *r, unsigned status, const char *type, const char *extra_name,
-                                     const char *extra_value, const char *fmt, ...)
+/* TEI's error shape, {"error": "one sentence", "error_type": "..."}, with the kind's status
+ * and the header the status calls for (Allow, WWW-Authenticate, Retry-After). */
+static enum MHD_Result respond_error(struct exchange *r, const struct service_error *e)
 {
-    char msg[BS_ERR_LEN + 128];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
+    unsigned status = error_status[e->kind].status;
+    const char *type = error_status[e->kind].type;
     cJSON *o = cJSON_CreateObject();
-    if (o && (!cJSON_AddStringToObject(o, "error", msg) || !cJSON_AddStringToObject(o, "error_type", type))) {
+    if (o && (!cJSON_AddStringToObject(o, "error", e->msg) || !cJSON_AddStringToObject(o, "error_type", type))) {
         cJSON_Delete(o);
         o = NULL;
     }
-    return respond_json(r, status, o, extra_name, extra_value);
+    const char *name = NULL, *value = NULL;
+    if (e->kind == ERROR_METHOD_NOT_ALLOWED) {
+        name = MHD_HTTP_HEADER_ALLOW;
+        value = r->route == ROUTE_PREDICT ? "POST" : "GET, HEAD";
+    } else if (e->kind == ERROR_UNAUTHORIZED) {
+        name = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
+        value = "Bearer";
+    } else if (e->kind == ERROR_OVERLOADED) {
+        name = MHD_HTTP_HEADER_RETRY_AFTER;
+        value = "1";
+    }
+    return respond_json(r, status, o, name, value);
 }
 
-#define ERR(r, status, type, ...) respond_error(r, status, type, NULL, NULL, __VA_ARGS__)
+/* Refuses the request with an error of this kind and a printf-style message. */
+static enum MHD_Result refuse(struct exchange *r, enum error_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static enum MHD_Result refuse(struct exchange *r, enum error_kind kind, const char *fmt, ...)
+{
+    struct service_error e = {.kind = kind};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.msg, sizeof e.msg, fmt, ap);
+    va_end(ap);
+    return respond_error(r, &e);
+}
 
 /* ---- GET routes ----------------------------------------------------------------------- */
 
-static enum MHD_Result handle_info(struct request *r)
+static enum MHD_Result handle_info(struct exchange *r)
 {
-    const struct http_deps *d = &r->srv->d;
-    const bert_config *c = &d->model->cfg;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "model", d->cfg->model);
-    cJSON *labels = cJSON_AddArrayToObject(o, "labels");
-    for (int k = 0; k < c->n_labels; k++)
-        cJSON_AddItemToArray(labels, cJSON_CreateString(c->labels[k]));
-    cJSON_AddBoolToObject(o, "multi_label", c->multi_label);
-    cJSON_AddNumberToObject(o, "max_tokens", d->max_len);
-    cJSON_AddNumberToObject(o, "max_position_embeddings", c->max_positions);
-    cJSON_AddNumberToObject(o, "layers", c->n_layers);
-    cJSON_AddNumberToObject(o, "hidden_size", c->hidden);
-    cJSON_AddNumberToObject(o, "attention_heads", c->n_heads);
-    cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
-    cJSON_AddStringToObject(o, "weights_dtype", d->model->weights_dtype);
-    cJSON_AddStringToObject(o, "compute_dtype", "F32");
+    cJSON *o = infer_describe(r->srv->svc);
     pthread_mutex_lock(&r->srv->info_lock);
     cJSON_AddStringToObject(o, "weights_sha256", r->srv->weights_sha256);
     pthread_mutex_unlock(&r->srv->info_lock);
-    cJSON_AddStringToObject(o, "version", config_version());
-    cJSON_AddStringToObject(o, "build", config_build_info());
-    cJSON_AddStringToObject(o, "gemm_kernel", gemm_kernel_name());
-    cJSON_AddNumberToObject(o, "workers", d->cfg->workers);
-    cJSON_AddNumberToObject(o, "threads_per_worker", d->threads_per_worker);
-    cJSON_AddNumberToObject(o, "cpus", d->cpus);
-    cJSON_AddStringToObject(o, "cpu_source", d->cpu_source ? d->cpu_source : "");
-    cJSON_AddNumberToObject(o, "max_texts", d->cfg->max_texts);
-    cJSON_AddNumberToObject(o, "max_body_bytes", (double)d->cfg->max_body_bytes);
-    cJSON_AddNumberToObject(o, "max_concurrent_requests", d->cfg->max_concurrent_requests);
-    cJSON_AddNumberToObject(o, "max_batch_tokens", d->cfg->max_batch_tokens);
-    cJSON_AddNumberToObject(o, "max_batch_requests", d->cfg->max_batch_requests);
-    cJSON_AddNumberToObject(o, "batch_wait_us", d->cfg->batch_wait_us);
     return respond_json(r, MHD_HTTP_OK, o, NULL, NULL);
 }
 
-static enum MHD_Result handle_get(struct request *r)
+static enum MHD_Result handle_get(struct exchange *r)
 {
     http_server *s = r->srv;
     switch (r->route) {
     case ROUTE_HEALTH: { /* liveness: the model stays loaded; the workers must keep making progress */
-        double stalled = batcher_stalled_seconds(s->d.pool);
-        int limit = s->d.cfg->stall_seconds;
+        double stalled = infer_stalled_seconds(s->svc);
+        int limit = s->cfg->stall_seconds;
         if (limit > 0 && stalled >= limit) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "status", "stalled");
@@ -212,11 +210,11 @@ static enum MHD_Result handle_get(struct request *r)
         return handle_info(r);
     case ROUTE_METRICS: {
         size_t len = 0;
-        char *text = metrics_render(s->d.metrics, &len);
+        char *text = metrics_render(s->svc->metrics, &len);
         return respond(r, MHD_HTTP_OK, text, len, "text/plain; version=0.0.4; charset=utf-8", NULL, NULL);
     }
     default:
-        return ERR(r, MHD_HTTP_NOT_FOUND, "not_found", "no such route");
+        return refuse(r, ERROR_NOT_FOUND, "no such route");
     }
 }
 
@@ -257,167 +255,41 @@ static bool json_content_type(const char *ct)
     return true;
 }
 
-/* Tokenizes every input into the job's packed arrays. */
-static int tokenize_inputs(struct request *r, struct request_error *f)
-{
-    const struct http_deps *d = &r->srv->d;
-    const struct predict_request *q = &r->req;
-    encoding e = {0};
-    int rc = 0;
-    struct job *j = &r->job;
-    r->tokens = calloc((size_t)q->n, sizeof *r->tokens);
-    r->truncated = calloc((size_t)q->n, sizeof *r->truncated);
-    j->lens = calloc((size_t)q->n, sizeof *j->lens);
-    j->logits = calloc((size_t)q->n * (size_t)d->model->cfg.n_labels, sizeof *j->logits);
-    if (!r->tokens || !r->truncated || !j->lens || !j->logits)
-        return request_fail(f, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
-    char err[BS_ERR_LEN];
-    const char *what = q->shape == SHAPE_TEXT ? "\"text\"" : q->shape == SHAPE_TEXTS ? "texts" : "inputs";
-    bool indexed = q->shape == SHAPE_TEXTS || q->shape == SHAPE_TEI_BATCH;
-    for (int i = 0; i < q->n && rc == 0; i++) {
-        char where[48];
-        if (indexed)
-            snprintf(where, sizeof where, "%s[%d]", what, i);
-        else
-            snprintf(where, sizeof where, "%s", what);
-        const char *pair = q->pairs[i];
-        if (tokenizer_encode_truncating(d->tok, q->texts[i], strlen(q->texts[i]), pair, pair ? strlen(pair) : 0,
-                                        d->max_len, q->truncate_side, &e, err)) {
-            rc = request_fail(f, 422, "validation", "%s: %s", where, err);
-            break;
-        }
-        /* Nothing but [CLS] [SEP] (and [SEP]): empty, whitespace or only ignorable characters. */
-        if (e.n_untruncated <= (pair ? 3 : 2)) {
-            rc = request_fail(f, 422, "validation", "%s is empty or only whitespace", where);
-            break;
-        }
-        if (e.truncated && !q->truncate) {
-            rc = request_fail(f, 413, "validation",
-                              "%s is %d tokens, over the limit of %d tokens; send \"truncate\": true to truncate it",
-                              where, e.n_untruncated, d->max_len);
-            break;
-        }
-        if (packed_tokens_append(&j->tokens, &e)) {
-            rc = request_fail(f, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
-            break;
-        }
-        j->lens[i] = e.n;
-        r->tokens[i] = e.n;
-        r->truncated[i] = e.truncated;
-    }
-    j->n_seqs = q->n;
-    encoding_free(&e);
-    return rc;
-}
+/* ---- /predict: the service does the work (infer.h) ----------------------------------------- */
 
-/* ---- /predict: the answer ------------------------------------------------------------- */
-
-static cJSON *result_object(struct request *r, int i, float *probs_out, int *best_out)
+/* The call was admitted: suspend before it is queued, so that the worker can never resume a
+ * connection that is not yet suspended. */
+static void predict_admitted(void *arg)
 {
-    const bert_model *m = r->srv->d.model;
-    const float *logits = r->job.logits + (size_t)i * (size_t)m->cfg.n_labels;
-    float probs[BERT_MAX_LABELS];
-    int best = prediction_compute(m, logits, probs);
-    *best_out = best;
-    memcpy(probs_out, probs, (size_t)m->cfg.n_labels * sizeof *probs);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "text", r->req.texts[i]);
-    if (r->req.pairs[i])
-        cJSON_AddStringToObject(o, "text_pair", r->req.pairs[i]);
-    cJSON_AddStringToObject(o, "prediction", m->cfg.labels[best]);
-    cJSON_AddNumberToObject(o, "confidence", probs[best]);
-    json_add_number_map(o, "scores", m->cfg.labels, probs, m->cfg.n_labels);
-    cJSON_AddNumberToObject(o, "tokens", r->tokens[i]);
-    cJSON_AddBoolToObject(o, "truncated", r->truncated[i]);
-    return o;
-}
-
-/* TEI: [{"label", "score"}, ...] by score, highest first; logits when raw_scores. */
-static cJSON *tei_list(struct request *r, int i, float *probs_out, int *best_out)
-{
-    const bert_model *m = r->srv->d.model;
-    int L = m->cfg.n_labels;
-    const float *logits = r->job.logits + (size_t)i * (size_t)L;
-    *best_out = prediction_compute(m, logits, probs_out);
-    const float *values = r->req.raw_scores ? logits : probs_out;
-    int order[BERT_MAX_LABELS];
-    prediction_order(values, L, order);
-    cJSON *a = cJSON_CreateArray();
-    for (int k = 0; k < L; k++) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "label", m->cfg.labels[order[k]]);
-        cJSON_AddNumberToObject(o, "score", values[order[k]]);
-        cJSON_AddItemToArray(a, o);
-    }
-    return a;
-}
-
-static enum MHD_Result predict_answer(struct request *r)
-{
-    http_server *s = r->srv;
-    struct job *j = &r->job;
-    if (j->status)
-        return ERR(r, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "%s", j->err);
-    metrics_job(s->d.metrics, j->t_started - j->t_queued, r->tokenize_s, j->t_finished - j->t_started, r->req.n);
-    cJSON *out = NULL, *list = NULL;
-    enum predict_shape shape = r->req.shape;
-    if (shape == SHAPE_TEXTS) {
-        out = cJSON_CreateObject();
-        list = cJSON_AddArrayToObject(out, "results");
-    } else if (shape == SHAPE_TEI_BATCH) {
-        out = list = cJSON_CreateArray();
-    }
-    for (int i = 0; i < r->req.n; i++) {
-        float probs[BERT_MAX_LABELS];
-        int best;
-        cJSON *item = shape == SHAPE_TEXT || shape == SHAPE_TEXTS ? result_object(r, i, probs, &best)
-                                                                  : tei_list(r, i, probs, &best);
-        metrics_text(s->d.metrics, r->tokens[i]);
-        metrics_prediction(s->d.metrics, best, probs[best]);
-        if (list)
-            cJSON_AddItemToArray(list, item);
-        else
-            out = item;
-    }
-    if (shape == SHAPE_TEXT || shape == SHAPE_TEXTS)
-        cJSON_AddNumberToObject(out, "processing_time_ms", (monotonic_seconds() - r->t_start) * 1000.0);
-    return respond_json(r, MHD_HTTP_OK, out, NULL, NULL);
+    struct exchange *r = arg;
+    MHD_suspend_connection(r->conn);
 }
 
 /* Runs on a compute worker: hand the connection back to libmicrohttpd. */
-static void job_done(struct job *j, void *arg)
+static void predict_done(void *arg)
 {
-    (void)j;
-    struct request *r = arg;
-    metrics_queue_depth(r->srv->d.metrics, -1);
-    atomic_store(&r->finished, true);
+    struct exchange *r = arg;
     MHD_resume_connection(r->conn);
 }
 
-static enum MHD_Result predict_body_complete(struct request *r)
+static enum MHD_Result predict_body_complete(struct exchange *r)
 {
-    http_server *s = r->srv;
-    double t0 = monotonic_seconds();
-    struct predict_limits limits = {.max_texts = s->d.cfg->max_texts};
-    struct request_error f;
-    if (predict_request_parse(r->body, r->len, &limits, &r->req, &f) || tokenize_inputs(r, &f))
-        return ERR(r, f.status, f.type, "%s", f.msg);
-    r->tokenize_s = monotonic_seconds() - t0;
-    free(r->body); /* the texts live in r->req.root; the raw body is no longer needed */
+    struct service_error e;
+    r->call = infer_prepare(r->srv->svc, r->body, r->len, r->t_start, &e);
+    free(r->body); /* the texts live in the call; the raw body is no longer needed */
     r->body = NULL;
-    r->job.done = job_done;
-    r->job.arg = r;
-    if (!batcher_reserve(s->d.pool))
-        return respond_error(r, MHD_HTTP_TOO_MANY_REQUESTS, "overloaded", MHD_HTTP_HEADER_RETRY_AFTER, "1",
-                             "the server is busy: %d requests are already queued; retry later",
-                             s->d.cfg->max_concurrent_requests);
-    /* Suspend before enqueueing, so the worker can never resume a connection that is not yet
-     * suspended. */
-    r->submitted = true;
-    metrics_queue_depth(s->d.metrics, +1);
-    MHD_suspend_connection(r->conn);
-    batcher_enqueue(s->d.pool, &r->job);
+    if (!r->call || infer_submit(r->call, predict_admitted, predict_done, r, &e))
+        return respond_error(r, &e);
     return MHD_YES;
+}
+
+static enum MHD_Result predict_answer(struct exchange *r)
+{
+    struct service_error e;
+    cJSON *answer = infer_answer(r->call, &e);
+    if (!answer)
+        return respond_error(r, &e);
+    return respond_json(r, MHD_HTTP_OK, answer, NULL, NULL);
 }
 
 /* ---- the access handler ------------------------------------------------------------------ */
@@ -475,147 +347,151 @@ static void request_id(http_server *s, struct MHD_Connection *c, char out[72])
     snprintf(out, 72, "%016llx", (unsigned long long)z);
 }
 
+/* A request whose headers are in: the checks that need no body. Returns MHD_YES to read the
+ * body (or to wait for its end), or the result of an answer already queued. */
+static enum MHD_Result on_headers(struct exchange *r, const char *method)
+{
+    http_server *s = r->srv;
+    struct MHD_Connection *conn = r->conn;
+    /* With --metrics-port, /metrics lives there alone (e.g. kept off a public Service). */
+    if (s->mhd_metrics) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+        bool on_metrics_port = ci && ci->daemon == s->mhd_metrics;
+        if (on_metrics_port && r->route != ROUTE_METRICS)
+            return refuse(r, ERROR_NOT_FOUND, "only /metrics is served on this port");
+        if (!on_metrics_port && r->route == ROUTE_METRICS)
+            return refuse(r, ERROR_NOT_FOUND, "/metrics is served on port %d", s->metrics_port);
+    }
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    long max = s->cfg->max_body_bytes;
+    /* Other routes answer once the request is complete: answering while the (empty) body is
+     * still due makes libmicrohttpd close the connection instead of keeping it alive. */
+    if (r->route != ROUTE_PREDICT) {
+        /* No other route reads a body: refuse a large one now rather than drain it. */
+        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)max)
+            return refuse(r, ERROR_BODY_TOO_LARGE, "the request body is %s bytes, over the limit of %ld bytes", cl,
+                          max);
+        return MHD_YES;
+    }
+    if (s->cfg->api_key &&
+        !bearer_matches(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+                        s->cfg->api_key))
+        return refuse(r, ERROR_UNAUTHORIZED, "/predict needs the header \"Authorization: Bearer <API key>\"");
+    if (strcmp(method, "POST"))
+        return refuse(r, ERROR_METHOD_NOT_ALLOWED, "%s is not allowed on /predict; use POST", method);
+    if (!atomic_load(&s->ready))
+        return refuse(r, ERROR_UNAVAILABLE, "the server is shutting down");
+    const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!json_content_type(ct))
+        return refuse(r, ERROR_MEDIA_TYPE, "Content-Type must be application/json (charset utf-8), not %s",
+                      ct ? ct : "missing");
+    /* Refuse an oversized body before reading any of it. */
+    if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (errno || *end || n > (unsigned long long)max)
+            return refuse(r, ERROR_BODY_TOO_LARGE, "the request body is %s bytes, over the limit of %ld bytes", cl,
+                          max);
+        if (n > 0 && !(r->body = malloc((size_t)n + 1)))
+            return refuse(r, ERROR_INTERNAL, "out of memory");
+        r->cap = n + 1;
+    }
+    return MHD_YES;
+}
+
+/* A piece of a /predict body: kept, within --max-body-bytes. */
+static enum MHD_Result on_body_data(struct exchange *r, const char *data, size_t n)
+{
+    long max = r->srv->cfg->max_body_bytes;
+    if (r->len + n > (size_t)max) { /* chunked (or lying) body over the limit */
+        free(r->body);
+        r->body = NULL;
+        r->len = 0;
+        if (refuse(r, ERROR_BODY_TOO_LARGE, "the request body is over the limit of %ld bytes", max) != MHD_YES)
+            return MHD_NO; /* cannot answer mid-body: close the connection instead */
+        return MHD_YES;
+    }
+    if (r->len + n + 1 > r->cap) {
+        size_t cap = (r->len + n + 1) * 2;
+        if (cap > (size_t)max + 1)
+            cap = (size_t)max + 1;
+        char *b = realloc(r->body, cap);
+        if (!b)
+            return MHD_NO;
+        r->body = b;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, data, n);
+    r->len += n;
+    return MHD_YES;
+}
+
+/* A request complete on a route other than /predict. */
+static enum MHD_Result on_other_route(struct exchange *r, const char *url, const char *method)
+{
+    if (r->route == ROUTE_OTHER)
+        return refuse(r, ERROR_NOT_FOUND, "no route %s (see README: /predict, /health, /ready, /info, /metrics)", url);
+    if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+        return refuse(r, ERROR_METHOD_NOT_ALLOWED, "%s is not allowed on %s; use GET", method, url);
+    return handle_get(r);
+}
+
+static struct exchange *exchange_new(http_server *s, struct MHD_Connection *conn, const char *url, const char *method)
+{
+    struct exchange *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->srv = s;
+    r->conn = conn;
+    r->t_start = monotonic_seconds();
+    r->route = route_of(url);
+    snprintf(r->method, sizeof r->method, "%s", method);
+    request_id(s, conn, r->id);
+    atomic_fetch_add(&s->in_flight, 1);
+    metrics_in_flight(s->svc->metrics, +1);
+    return r;
+}
+
+/* libmicrohttpd's access handler: called once the headers are in, then for each piece of the
+ * body, then once more at its end, and again after a suspended connection is resumed. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
     (void)version;
-    http_server *s = cls;
-    struct request *r = *con_cls;
-    if (!r) { /* headers are in; the body (if any) follows in later calls */
-        r = calloc(1, sizeof *r);
-        if (!r)
+    struct exchange *r = *con_cls;
+    if (!r) {
+        if (!(r = *con_cls = exchange_new(cls, conn, url, method)))
             return MHD_NO;
-        *con_cls = r;
-        r->srv = s;
-        r->conn = conn;
-        r->t_start = monotonic_seconds();
-        r->route = route_of(url);
-        snprintf(r->method, sizeof r->method, "%s", method);
-        request_id(s, conn, r->id);
-        atomic_fetch_add(&s->in_flight, 1);
-        metrics_in_flight(s->d.metrics, +1);
-
-        /* With --metrics-port, /metrics lives there alone (e.g. kept off a public Service). */
-        if (s->mhd_metrics) {
-            const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
-            bool on_metrics_port = ci && ci->daemon == s->mhd_metrics;
-            if (on_metrics_port && r->route != ROUTE_METRICS)
-                return ERR(r, MHD_HTTP_NOT_FOUND, "not_found", "only /metrics is served on this port");
-            if (!on_metrics_port && r->route == ROUTE_METRICS)
-                return ERR(r, MHD_HTTP_NOT_FOUND, "not_found", "/metrics is served on port %d", s->metrics_port);
-        }
-
-        /* Other routes answer once the request is complete: answering while the (empty) body
-         * is still due makes libmicrohttpd close the connection instead of keeping it alive. */
-        if (r->route != ROUTE_PREDICT) {
-            /* No other route reads a body: refuse a large one now rather than drain it. */
-            const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-            if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->d.cfg->max_body_bytes)
-                return ERR(r, 413, "payload_too_large", "the request body is %s bytes, over the limit of %ld bytes",
-                           cl, s->d.cfg->max_body_bytes);
-            return MHD_YES;
-        }
-        if (s->d.cfg->api_key &&
-            !bearer_matches(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-                            s->d.cfg->api_key))
-            return respond_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized", MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer",
-                                 "/predict needs the header \"Authorization: Bearer <API key>\"");
-        if (strcmp(method, "POST"))
-            return respond_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", MHD_HTTP_HEADER_ALLOW, "POST",
-                                 "%s is not allowed on /predict; use POST", method);
-        if (!atomic_load(&s->ready))
-            return ERR(r, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", "the server is shutting down");
-        const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (!json_content_type(ct))
-            return ERR(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
-                       "Content-Type must be application/json (charset utf-8), not %s", ct ? ct : "missing");
-        /* Refuse an oversized body before reading any of it. */
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        long max = s->d.cfg->max_body_bytes;
-        if (cl) {
-            char *end;
-            errno = 0;
-            unsigned long long n = strtoull(cl, &end, 10);
-            if (errno || *end || n > (unsigned long long)max)
-                return ERR(r, 413, "payload_too_large",
-                           "the request body is %s bytes, over the limit of %ld bytes", cl, max);
-            if (n > 0 && !(r->body = malloc((size_t)n + 1)))
-                return ERR(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
-            r->cap = n + 1;
-        }
-        return MHD_YES;
+        return on_headers(r, method);
     }
-
     if (r->status || r->route != ROUTE_PREDICT) { /* answered (e.g. 413 mid-body), or a body
                                                    * nobody reads: discard it */
         if (*upload_data_size > 0 || r->status) {
             *upload_data_size = 0;
             return MHD_YES;
         }
-        if (r->route == ROUTE_OTHER)
-            return ERR(r, MHD_HTTP_NOT_FOUND, "not_found",
-                       "no route %s (see README: /predict, /health, /ready, /info, /metrics)", url);
-        if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-            return respond_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", MHD_HTTP_HEADER_ALLOW,
-                                 "GET, HEAD", "%s is not allowed on %s; use GET", method, url);
-        return handle_get(r);
+        return on_other_route(r, url, method);
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        long max = s->d.cfg->max_body_bytes;
-        if (r->len + n > (size_t)max) { /* chunked (or lying) body over the limit */
-            free(r->body);
-            r->body = NULL;
-            r->len = 0;
-            if (ERR(r, 413, "payload_too_large",
-                    "the request body is over the limit of %ld bytes", max) != MHD_YES)
-                return MHD_NO; /* cannot answer mid-body: close the connection instead */
-            return MHD_YES;
-        }
-        if (r->len + n + 1 > r->cap) {
-            size_t cap = (r->len + n + 1) * 2;
-            if (cap > (size_t)max + 1)
-                cap = (size_t)max + 1;
-            char *b = realloc(r->body, cap);
-            if (!b)
-                return MHD_NO;
-            r->body = b;
-            r->cap = cap;
-        }
-        memcpy(r->body + r->len, upload_data, n);
-        r->len += n;
-        return MHD_YES;
+        return on_body_data(r, upload_data, n);
     }
     /* The whole body is in (or the job finished and the connection was resumed). */
-    if (!r->submitted)
+    if (!r->call)
         return predict_body_complete(r);
-    if (atomic_load(&r->finished))
+    if (infer_finished(r->call))
         return predict_answer(r);
     return MHD_YES;
-}
-
-static cJSON *json_texts(const struct request *r)
-{
-    cJSON *a = cJSON_CreateArray();
-    const struct predict_request *q = &r->req;
-    for (int i = 0; i < q->n; i++) {
-        if (q->pairs[i]) {
-            const char *both[2] = {q->texts[i], q->pairs[i]};
-            cJSON_AddItemToArray(a, cJSON_CreateStringArray(both, 2));
-        } else {
-            cJSON_AddItemToArray(a, cJSON_CreateString(q->texts[i]));
-        }
-    }
-    return a;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     (void)conn;
     http_server *s = cls;
-    struct request *r = *con_cls;
+    struct exchange *r = *con_cls;
     if (!r)
         return;
     *con_cls = NULL;
@@ -624,29 +500,25 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
      * answered request was counted when its response was queued. */
     int status = r->status ? r->status : 499;
     if (!r->status)
-        metrics_request(s->d.metrics, r->route, r->method, status, seconds);
+        metrics_request(s->svc->metrics, r->route, r->method, status, seconds);
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "method", r->method);
     cJSON_AddStringToObject(f, "route", metrics_route_name(r->route));
     cJSON_AddNumberToObject(f, "status", status);
     cJSON_AddNumberToObject(f, "duration_ms", seconds * 1000.0);
-    cJSON_AddNumberToObject(f, "tokens", r->job.tokens.n);
+    cJSON_AddNumberToObject(f, "tokens", infer_tokens(r->call));
     cJSON_AddStringToObject(f, "request_id", r->id);
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         cJSON_AddBoolToObject(f, "aborted", true);
-    if (s->d.cfg->log_text && r->req.n > 0)
-        cJSON_AddItemToObject(f, "texts", json_texts(r));
-    log_event(s->d.cfg->log_json, "request", f);
+    cJSON *inputs = s->cfg->log_text ? infer_inputs_json(r->call) : NULL;
+    if (inputs)
+        cJSON_AddItemToObject(f, "texts", inputs);
+    log_event(s->cfg->log_json, "request", f);
 
-    predict_request_free(&r->req);
+    infer_free(r->call);
     free(r->body);
-    free(r->tokens);
-    free(r->truncated);
-    packed_tokens_free(&r->job.tokens);
-    free(r->job.lens);
-    free(r->job.logits);
     free(r);
-    metrics_in_flight(s->d.metrics, -1);
+    metrics_in_flight(s->svc->metrics, -1);
     atomic_fetch_sub(&s->in_flight, 1);
 }
 
@@ -689,20 +561,21 @@ static int listen_on(const char *host, int port, int *bound_port, char *err)
     return fd;
 }
 
-http_server *http_start(const struct http_deps *d, char *err)
+http_server *http_start(const struct config *cfg, const struct infer_service *svc, char *err)
 {
     http_server *s = calloc(1, sizeof *s);
     if (!s) {
         bs_fail(err, "out of memory");
         return NULL;
     }
-    s->d = *d;
+    s->cfg = cfg;
+    s->svc = svc;
     pthread_mutex_init(&s->info_lock, NULL);
     snprintf(s->weights_sha256, sizeof s->weights_sha256, "pending");
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     s->id_seed = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 16);
-    s->listen_fd = listen_on(d->cfg->host, d->cfg->port, &s->port, err);
+    s->listen_fd = listen_on(cfg->host, cfg->port, &s->port, err);
     if (s->listen_fd < 0) {
         pthread_mutex_destroy(&s->info_lock);
         free(s);
@@ -713,28 +586,28 @@ http_server *http_start(const struct http_deps *d, char *err)
                      MHD_USE_ERROR_LOG;
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
                               MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS, MHD_OPTION_CONNECTION_LIMIT,
-                              (unsigned)d->cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-                              (unsigned)d->cfg->timeout_seconds, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                              (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+                              (unsigned)cfg->timeout_seconds, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                               MHD_OPTION_END);
     if (!s->mhd) {
-        bs_fail(err, "cannot start the HTTP server on %s port %d", d->cfg->host, s->port);
+        bs_fail(err, "cannot start the HTTP server on %s port %d", cfg->host, s->port);
         close(s->listen_fd);
         pthread_mutex_destroy(&s->info_lock);
         free(s);
         return NULL;
     }
     s->metrics_fd = -1;
-    if (d->cfg->metrics_port >= 0) {
-        s->metrics_fd = listen_on(d->cfg->host, d->cfg->metrics_port, &s->metrics_port, err);
+    if (cfg->metrics_port >= 0) {
+        s->metrics_fd = listen_on(cfg->host, cfg->metrics_port, &s->metrics_port, err);
         if (s->metrics_fd >= 0)
             s->mhd_metrics = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0,
                                               NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->metrics_fd,
                                               MHD_OPTION_CONNECTION_LIMIT, 64U, MHD_OPTION_CONNECTION_TIMEOUT,
-                                              (unsigned)d->cfg->timeout_seconds, MHD_OPTION_NOTIFY_COMPLETED,
+                                              (unsigned)cfg->timeout_seconds, MHD_OPTION_NOTIFY_COMPLETED,
                                               on_completed, s, MHD_OPTION_END);
         if (!s->mhd_metrics) {
             if (s->metrics_fd >= 0) {
-                bs_fail(err, "cannot start the metrics server on %s port %d", d->cfg->host, s->metrics_port);
+                bs_fail(err, "cannot start the metrics server on %s port %d", cfg->host, s->metrics_port);
                 close(s->metrics_fd);
             }
             http_stop(s);

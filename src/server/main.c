@@ -12,6 +12,7 @@
 #include "server/config.h"
 #include "server/healthcheck.h"
 #include "server/http.h"
+#include "server/infer.h"
 #include "server/logger.h"
 #include "server/metrics.h"
 #include "text/tokenizer.h"
@@ -63,162 +64,192 @@ static int fail_startup(const struct config *c, const char *msg)
     return 1;
 }
 
-int main(int argc, char **argv)
-{
+/* Everything main starts, in the order it starts them; stop_daemon undoes it. */
+struct daemon {
     struct config cfg;
-    enum config_result cr = config_parse(argc, argv, &cfg, stdout, stderr);
-    if (cr != CONFIG_RUN)
-        return cr == CONFIG_EXIT_OK ? 0 : 2;
-    if (cfg.healthcheck) {
-        char hc_err[BS_ERR_LEN];
-        if (healthcheck(cfg.host, cfg.port, HEALTHCHECK_TIMEOUT_SECONDS * 1000, hc_err)) {
-            fprintf(stderr, "bertserve: unhealthy: %s\n", hc_err);
-            return 1;
-        }
-        return 0;
-    }
-
     int signal_pipe[2];
-    if (pipe(signal_pipe)) {
+    tokenizer *tok;
+    bert_model *model;
+    metrics *metrics;
+    batcher *batcher;
+    struct infer_service svc;
+    struct cpu_budget cpus;
+    http_server *http;
+    struct hash_job hash;
+    pthread_t hasher;
+    bool hashing;
+};
+
+/* SIGTERM and SIGINT write to the self-pipe main waits on; SIGPIPE is ignored. */
+static int install_signal_handlers(struct daemon *d)
+{
+    if (pipe(d->signal_pipe)) {
         perror("bertserve: pipe");
-        return 1;
+        return -1;
     }
-    signal_pipe_write = signal_pipe[1];
+    signal_pipe_write = d->signal_pipe[1];
     struct sigaction sa = {.sa_handler = on_stop_signal, .sa_flags = SA_RESTART};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN); /* a client that hangs up is an error return, not a death */
+    return 0;
+}
 
-    char err[BS_ERR_LEN];
-    tokenizer *tok = tokenizer_load(cfg.model, err);
-    bert_model *model = tok ? bert_model_load(cfg.model, err) : NULL;
-    if (!model) {
-        tokenizer_free(tok);
-        return fail_startup(&cfg, err);
-    }
-    int limit = model->cfg.max_positions;
-    if (cfg.max_length && (cfg.max_length < 3 || cfg.max_length > limit)) {
-        snprintf(err, sizeof err, "--max-length must be from 3 to the model's %d positions", limit);
-        bert_model_free(model);
-        tokenizer_free(tok);
-        return fail_startup(&cfg, err);
-    }
-    int max_len = cfg.max_length ? cfg.max_length : limit;
+/* The tokenizer and the weights, and the token limit they allow. */
+static int load_model(struct daemon *d, char *err)
+{
+    d->tok = tokenizer_load(d->cfg.model, err);
+    d->model = d->tok ? bert_model_load(d->cfg.model, err) : NULL;
+    if (!d->model)
+        return -1;
+    int limit = d->model->cfg.max_positions;
+    if (d->cfg.max_length && (d->cfg.max_length < 3 || d->cfg.max_length > limit))
+        return bs_fail(err, "--max-length must be from 3 to the model's %d positions", limit);
+    d->svc.max_len = d->cfg.max_length ? d->cfg.max_length : limit;
+    return 0;
+}
+
+/* The metrics, the batcher's compute workers, the service and the HTTP server. */
+static int start_serving(struct daemon *d, char *err)
+{
+    const struct config *cfg = &d->cfg;
     /* By default the CPUs are shared out between the workers, so that --workers N does not run
      * N times as many forward-pass threads as there are CPUs. In a container the CPUs are its
      * cgroup quota, not the node's cores the affinity mask shows. */
-    struct cpu_budget cpus;
-    cpu_budget_detect(&cpus);
-    int threads_per_worker = cfg.threads ? cfg.threads : cpus.cpus / cfg.workers;
+    cpu_budget_detect(&d->cpus);
+    int threads_per_worker = cfg->threads ? cfg->threads : d->cpus.cpus / cfg->workers;
     if (threads_per_worker < 1)
         threads_per_worker = 1;
-
-    int rc = 1;
-    metrics *met = metrics_create(&model->cfg, cfg.model, config_version(), model->weights_dtype);
-    struct batcher_settings ws = {
-        .n_workers = cfg.workers,
+    d->metrics = metrics_create(&d->model->cfg, cfg->model, config_version(), d->model->weights_dtype);
+    if (!d->metrics)
+        return bs_fail(err, "out of memory");
+    struct batcher_settings bs = {
+        .n_workers = cfg->workers,
         .threads_per_worker = threads_per_worker,
-        .max_jobs = cfg.max_concurrent_requests,
-        .max_batch_tokens = cfg.max_batch_tokens,
-        .max_batch_texts = cfg.max_batch_requests,
-        .max_wait_seconds = cfg.batch_wait_us * 1e-6,
+        .max_jobs = cfg->max_concurrent_requests,
+        .max_batch_tokens = cfg->max_batch_tokens,
+        .max_batch_texts = cfg->max_batch_requests,
+        .max_wait_seconds = cfg->batch_wait_us * 1e-6,
         .on_batch = metrics_batch,
-        .on_batch_arg = met,
+        .on_batch_arg = d->metrics,
     };
-    batcher *pool = met ? batcher_start(model, &ws, err) : NULL;
-    http_server *http = NULL;
-    if (!met)
-        snprintf(err, sizeof err, "out of memory");
-    if (pool) {
-        struct http_deps deps = {.cfg = &cfg, .tok = tok, .model = model, .pool = pool, .metrics = met,
-                                 .max_len = max_len, .threads_per_worker = threads_per_worker,
-                                 .cpus = cpus.cpus, .cpu_source = cpus.source};
-        http = http_start(&deps, err);
-    }
-    if (!http) {
-        fail_startup(&cfg, err);
-        goto out;
-    }
+    if (!(d->batcher = batcher_start(d->model, &bs, err)))
+        return -1;
+    d->svc = (struct infer_service){.cfg = cfg, .tok = d->tok, .model = d->model, .batcher = d->batcher,
+                                    .metrics = d->metrics, .max_len = d->svc.max_len,
+                                    .threads_per_worker = threads_per_worker, .cpus = d->cpus.cpus,
+                                    .cpu_source = d->cpus.source};
+    d->http = http_start(cfg, &d->svc, err);
+    return d->http ? 0 : -1;
+}
 
+/* /info's weights_sha256, computed off the startup path. */
+static void start_hashing(struct daemon *d)
+{
+    char err[BS_ERR_LEN];
+    d->hash.http = d->http;
+    d->hashing = path_join(d->hash.path, d->cfg.model, "model.safetensors", err) == 0 &&
+                 pthread_create(&d->hasher, NULL, hash_weights, &d->hash) == 0;
+    if (!d->hashing)
+        http_set_weights_sha256(d->http, "unavailable");
+}
+
+static void log_ready(const struct daemon *d)
+{
+    const struct config *cfg = &d->cfg;
     cJSON *f = cJSON_CreateObject();
-    cJSON_AddStringToObject(f, "model", cfg.model);
-    cJSON *labels = cJSON_AddArrayToObject(f, "labels");
-    for (int k = 0; k < model->cfg.n_labels; k++)
-        cJSON_AddItemToArray(labels, cJSON_CreateString(model->cfg.labels[k]));
-    cJSON_AddNumberToObject(f, "layers", model->cfg.n_layers);
-    cJSON_AddNumberToObject(f, "hidden", model->cfg.hidden);
-    cJSON_AddNumberToObject(f, "max_tokens", max_len);
-    cJSON_AddStringToObject(f, "weights_dtype", model->weights_dtype);
-    cJSON_AddStringToObject(f, "gemm_kernel", gemm_kernel_name());
-    cJSON_AddNumberToObject(f, "workers", cfg.workers);
-    cJSON_AddNumberToObject(f, "threads_per_worker", threads_per_worker);
-    cJSON_AddNumberToObject(f, "max_batch_tokens", cfg.max_batch_tokens);
-    cJSON_AddNumberToObject(f, "max_batch_requests", cfg.max_batch_requests);
-    cJSON_AddNumberToObject(f, "cpus", cpus.cpus);
-    cJSON_AddStringToObject(f, "cpu_source", cpus.source);
-    cJSON_AddStringToObject(f, "version", config_version());
-    log_event(cfg.log_json, "loaded", f);
-
-    struct hash_job hj = {.http = http};
-    pthread_t hasher;
-    bool hashing = path_join(hj.path, cfg.model, "model.safetensors", err) == 0 &&
-                   pthread_create(&hasher, NULL, hash_weights, &hj) == 0;
-    if (!hashing)
-        http_set_weights_sha256(http, "unavailable");
-
-    f = cJSON_CreateObject();
     char addr[300];
-    bool v6 = strchr(cfg.host, ':') != NULL;
-    snprintf(addr, sizeof addr, "http://%s%s%s:%d", v6 ? "[" : "", cfg.host, v6 ? "]" : "", http_port(http));
+    bool v6 = strchr(cfg->host, ':') != NULL;
+    snprintf(addr, sizeof addr, "http://%s%s%s:%d", v6 ? "[" : "", cfg->host, v6 ? "]" : "", http_port(d->http));
     cJSON_AddStringToObject(f, "address", addr);
-    cJSON_AddNumberToObject(f, "port", http_port(http));
-    if (http_metrics_port(http) >= 0)
-        cJSON_AddNumberToObject(f, "metrics_port", http_metrics_port(http));
-    log_event(cfg.log_json, "ready", f);
+    cJSON_AddNumberToObject(f, "port", http_port(d->http));
+    if (http_metrics_port(d->http) >= 0)
+        cJSON_AddNumberToObject(f, "metrics_port", http_metrics_port(d->http));
+    log_event(cfg->log_json, "ready", f);
+}
 
+/* Blocks until SIGTERM or SIGINT; returns which. */
+static int wait_for_signal(const struct daemon *d)
+{
     unsigned char sig = 0;
-    while (read(signal_pipe[0], &sig, 1) < 0 && errno == EINTR)
+    while (read(d->signal_pipe[0], &sig, 1) < 0 && errno == EINTR)
         continue;
+    return sig;
+}
 
-    double deadline = monotonic_seconds() + cfg.grace_seconds;
-    f = cJSON_CreateObject();
+/* Stops taking connections and waits for the requests in progress, up to --grace-seconds.
+ * A second signal (an operator's second Ctrl-C) exits at once, without waiting for the running
+ * batch. Past the grace period, queued jobs are cancelled (503) and running ones finish. */
+static void drain(struct daemon *d, int sig)
+{
+    const struct config *cfg = &d->cfg;
+    double deadline = monotonic_seconds() + cfg->grace_seconds;
+    cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "signal", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    cJSON_AddNumberToObject(f, "grace_seconds", cfg.grace_seconds);
-    log_event(cfg.log_json, "draining", f);
-    http_drain(http);
-    /* Drain in short steps, so that a second signal (an operator's second Ctrl-C) can cut the
-     * wait short: exit at once, without waiting for the running batch. */
-    bool drained = false;
-    while (!(drained = http_wait_idle(http, fmin(deadline, monotonic_seconds() + 0.05))) &&
+    cJSON_AddNumberToObject(f, "grace_seconds", cfg->grace_seconds);
+    log_event(cfg->log_json, "draining", f);
+    http_drain(d->http);
+    bool drained = false; /* waited in short steps, so that a second signal is seen */
+    while (!(drained = http_wait_idle(d->http, fmin(deadline, monotonic_seconds() + 0.05))) &&
            monotonic_seconds() < deadline) {
-        struct pollfd pfd = {.fd = signal_pipe[0], .events = POLLIN};
+        struct pollfd pfd = {.fd = d->signal_pipe[0], .events = POLLIN};
         if (poll(&pfd, 1, 0) > 0) {
             f = cJSON_CreateObject();
             cJSON_AddStringToObject(f, "reason", "second signal while draining");
-            log_event(cfg.log_json, "forced_exit", f);
+            log_event(cfg->log_json, "forced_exit", f);
             _exit(1);
         }
     }
-    /* Past the grace period, queued jobs are cancelled (503) and running ones finish. */
-    batcher_stop(pool);
-    pool = NULL;
+    batcher_stop(d->batcher);
+    d->batcher = NULL;
     if (!drained)
-        http_wait_idle(http, monotonic_seconds() + 5);
-    if (hashing)
-        pthread_join(hasher, NULL);
+        http_wait_idle(d->http, monotonic_seconds() + 5);
     f = cJSON_CreateObject();
     cJSON_AddBoolToObject(f, "drained", drained);
-    log_event(cfg.log_json, "stopped", f);
-    rc = 0;
+    log_event(cfg->log_json, "stopped", f);
+}
 
-out:
-    http_stop(http);
-    batcher_stop(pool);
-    metrics_free(met);
-    bert_model_free(model);
-    tokenizer_free(tok);
-    close(signal_pipe[0]);
-    close(signal_pipe[1]);
-    return rc;
+/* Undoes whatever of the daemon was started, in reverse order. */
+static void stop_daemon(struct daemon *d)
+{
+    if (d->hashing)
+        pthread_join(d->hasher, NULL);
+    http_stop(d->http);
+    batcher_stop(d->batcher);
+    metrics_free(d->metrics);
+    bert_model_free(d->model);
+    tokenizer_free(d->tok);
+    close(d->signal_pipe[0]);
+    close(d->signal_pipe[1]);
+}
+
+int main(int argc, char **argv)
+{
+    struct daemon d = {0};
+    enum config_result cr = config_parse(argc, argv, &d.cfg, stdout, stderr);
+    if (cr != CONFIG_RUN)
+        return cr == CONFIG_EXIT_OK ? 0 : 2;
+    if (d.cfg.healthcheck) {
+        char hc_err[BS_ERR_LEN];
+        if (healthcheck(d.cfg.host, d.cfg.port, HEALTHCHECK_TIMEOUT_SECONDS * 1000, hc_err)) {
+            fprintf(stderr, "bertserve: unhealthy: %s\n", hc_err);
+            return 1;
+        }
+        return 0;
+    }
+    if (install_signal_handlers(&d))
+        return 1;
+    char err[BS_ERR_LEN];
+    if (load_model(&d, err) || start_serving(&d, err)) {
+        fail_startup(&d.cfg, err);
+        stop_daemon(&d);
+        return 1;
+    }
+    log_event(d.cfg.log_json, "loaded", infer_describe(&d.svc));
+    start_hashing(&d);
+    log_ready(&d);
+    drain(&d, wait_for_signal(&d));
+    stop_daemon(&d);
+    return 0;
 }

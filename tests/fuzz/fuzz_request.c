@@ -2,7 +2,7 @@
  * body is a heap copy of exactly the input's size and not NUL-terminated, as the daemon hands
  * it over, so a read past its end is caught. A small max_texts (8) puts the limit within reach.
  * Checks: success gives 1..max_texts NUL-terminated inputs matching the shape; failure gives
- * one of the statuses the README documents with a message and leaves nothing allocated. */
+ * one of the parser's error kinds with a message and leaves nothing allocated. */
 #include "fuzz_target.h"
 #include "server/request.h"
 
@@ -19,11 +19,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(body, data, size);
     struct predict_limits lim = {.max_texts = MAX_TEXTS};
     struct predict_request req;
-    struct request_error e;
+    struct service_error e;
     if (predict_request_parse(body, size, &lim, &req, &e) != 0) {
-        FUZZ_ASSERT(e.status == 400 || e.status == 422 || e.status == 500, "status %u", e.status);
-        FUZZ_ASSERT(e.type && e.msg[0], "error without type or message");
-        FUZZ_ASSERT((e.status == 400) == !strcmp(e.type, "invalid_json"), "status %u with type %s", e.status, e.type);
+        FUZZ_ASSERT(e.kind == ERROR_INVALID_JSON || e.kind == ERROR_VALIDATION || e.kind == ERROR_INTERNAL, "kind %d",
+                    (int)e.kind);
+        FUZZ_ASSERT(e.msg[0], "error without a message");
         FUZZ_ASSERT(!req.root && !req.texts && !req.pairs && req.n == 0, "a failed parse left a request");
         free(body);
         return 0;

@@ -1,5 +1,5 @@
 /* The /predict body parser (request.h) on its own: every shape, the options, the limit, the
- * error statuses and types, and that a failure leaves nothing allocated. */
+ * error kinds, and that a failure leaves nothing allocated. */
 #include "check.h"
 #include "server/request.h"
 
@@ -7,7 +7,7 @@
 #include <string.h>
 
 /* Parses a copy of body (not NUL-terminated, as the daemon hands it over). */
-static int parse(const char *body, int max_texts, struct predict_request *req, struct request_error *e)
+static int parse(const char *body, int max_texts, struct predict_request *req, struct service_error *e)
 {
     size_t len = strlen(body);
     char *copy = len ? malloc(len) : NULL;
@@ -19,17 +19,17 @@ static int parse(const char *body, int max_texts, struct predict_request *req, s
     return rc;
 }
 
-static void expect_error(const char *body, int max_texts, unsigned status, const char *type, const char *frag)
+static void expect_error(const char *body, int max_texts, enum error_kind kind, const char *frag)
 {
     struct predict_request req;
-    struct request_error e;
+    struct service_error e;
     int rc = parse(body, max_texts, &req, &e);
     CHECK(rc == -1, "%s: parsed", body);
     if (rc != -1) {
         predict_request_free(&req);
         return;
     }
-    CHECK(e.status == status && !strcmp(e.type, type), "%s: %u %s, want %u %s", body, e.status, e.type, status, type);
+    CHECK(e.kind == kind, "%s: error kind %d, want %d", body, (int)e.kind, (int)kind);
     CHECK(strstr(e.msg, frag), "%s: message \"%s\" lacks \"%s\"", body, e.msg, frag);
     CHECK(!req.root && !req.texts && !req.pairs && req.n == 0, "%s: a failure left a request", body);
 }
@@ -37,7 +37,7 @@ static void expect_error(const char *body, int max_texts, unsigned status, const
 int main(void)
 {
     struct predict_request req;
-    struct request_error e;
+    struct service_error e;
 
     CHECK(parse("{\"text\": \"a\\u0000b\"}", 4, &req, &e) == 0, "text: %s", e.msg);
     CHECK(req.shape == SHAPE_TEXT && req.n == 1 && !req.pairs[0] && req.truncate && !req.raw_scores, "text shape");
@@ -69,24 +69,24 @@ int main(void)
           "truncation_direction left: %s", e.msg);
     predict_request_free(&req);
 
-    expect_error("", 4, 400, "invalid_json", "not valid JSON");
-    expect_error("{\"text\": \"a\"", 4, 400, "invalid_json", "not valid JSON");
-    expect_error("{\"text\": \"\\ud800\"}", 4, 422, "validation", "surrogate");
-    expect_error("[1]", 4, 422, "validation", "JSON object");
-    expect_error("{}", 4, 422, "validation", "missing");
-    expect_error("{\"text\": \"a\", \"inputs\": \"b\"}", 4, 422, "validation", "only one");
-    expect_error("{\"text\": 1}", 4, 422, "validation", "\"text\" must be a string");
-    expect_error("{\"text\": \"a\", \"truncate\": 1}", 4, 422, "validation", "truncate");
-    expect_error("{\"text\": \"a\", \"raw_scores\": null}", 4, 422, "validation", "raw_scores");
-    expect_error("{\"text\": \"a\", \"truncation_direction\": \"up\"}", 4, 422, "validation", "\"right\" or \"left\"");
-    expect_error("{\"texts\": []}", 4, 422, "validation", "empty");
-    expect_error("{\"texts\": [\"a\", \"b\", \"c\"]}", 2, 422, "validation", "3 texts, more than the limit of 2");
-    expect_error("{\"texts\": [\"a\", 2]}", 4, 422, "validation", "every item");
-    expect_error("{\"inputs\": [\"a\", \"b\", \"c\"]}", 2, 422, "validation", "3 inputs, more than the limit of 2");
-    expect_error("{\"inputs\": [\"a\", [\"b\", \"c\", \"d\"]]}", 4, 422, "validation", "inputs[1]");
-    expect_error("{\"inputs\": {}}", 4, 422, "validation", "\"inputs\" must be");
+    expect_error("", 4, ERROR_INVALID_JSON, "not valid JSON");
+    expect_error("{\"text\": \"a\"", 4, ERROR_INVALID_JSON, "not valid JSON");
+    expect_error("{\"text\": \"\\ud800\"}", 4, ERROR_VALIDATION, "surrogate");
+    expect_error("[1]", 4, ERROR_VALIDATION, "JSON object");
+    expect_error("{}", 4, ERROR_VALIDATION, "missing");
+    expect_error("{\"text\": \"a\", \"inputs\": \"b\"}", 4, ERROR_VALIDATION, "only one");
+    expect_error("{\"text\": 1}", 4, ERROR_VALIDATION, "\"text\" must be a string");
+    expect_error("{\"text\": \"a\", \"truncate\": 1}", 4, ERROR_VALIDATION, "truncate");
+    expect_error("{\"text\": \"a\", \"raw_scores\": null}", 4, ERROR_VALIDATION, "raw_scores");
+    expect_error("{\"text\": \"a\", \"truncation_direction\": \"up\"}", 4, ERROR_VALIDATION, "\"right\" or \"left\"");
+    expect_error("{\"texts\": []}", 4, ERROR_VALIDATION, "empty");
+    expect_error("{\"texts\": [\"a\", \"b\", \"c\"]}", 2, ERROR_VALIDATION, "3 texts, more than the limit of 2");
+    expect_error("{\"texts\": [\"a\", 2]}", 4, ERROR_VALIDATION, "every item");
+    expect_error("{\"inputs\": [\"a\", \"b\", \"c\"]}", 2, ERROR_VALIDATION, "3 inputs, more than the limit of 2");
+    expect_error("{\"inputs\": [\"a\", [\"b\", \"c\", \"d\"]]}", 4, ERROR_VALIDATION, "inputs[1]");
+    expect_error("{\"inputs\": {}}", 4, ERROR_VALIDATION, "\"inputs\" must be");
 
     struct predict_limits lim = {.max_texts = 4};
-    CHECK(predict_request_parse(NULL, 0, &lim, &req, &e) == -1 && e.status == 400, "a NULL empty body");
+    CHECK(predict_request_parse(NULL, 0, &lim, &req, &e) == -1 && e.kind == ERROR_INVALID_JSON, "a NULL empty body");
     return test_finish("test_request");
 }

@@ -1,0 +1,77 @@
+/* The service between the HTTP transport and the batcher, as text-embeddings-inference's
+ * core/infer.rs sits between its router and its backends: a /predict body in; parsing
+ * (request.h), tokenization, a job for the batcher; and the answer in the request's shape out
+ * (ours or TEI's), with the prediction metrics. It knows nothing of HTTP: a refusal is an error
+ * kind (errors.h) that the transport maps to a status. */
+#ifndef INFER_H
+#define INFER_H
+
+#include "engine/model.h"
+#include "server/batcher.h"
+#include "server/config.h"
+#include "server/errors.h"
+#include "server/metrics.h"
+#include "text/tokenizer.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+
+/* What the service runs on, owned by main: the model and its tokenizer, the batcher, the
+ * metrics, and the facts /info and the startup log report. */
+struct infer_service {
+    const struct config *cfg;
+    const tokenizer *tok;
+    const bert_model *model;
+    batcher *batcher;
+    metrics *metrics;
+    int max_len;            /* tokens per text, [CLS]/[SEP] included */
+    int threads_per_worker; /* forward-pass threads of each compute worker */
+    int cpus;               /* CPUs the workers share, and how that was decided (cpu_budget.h) */
+    const char *cpu_source;
+};
+
+/* One /predict call, from its body to its answer. */
+typedef struct infer_call infer_call;
+
+/* Parses body (len bytes, not NUL-terminated, rewritten in place and not kept) and tokenizes
+ * every input. t_arrived (monotonic seconds) is when the request arrived: the answer's
+ * processing_time_ms counts from it. NULL with e filled: ERROR_INVALID_JSON, ERROR_VALIDATION,
+ * ERROR_TEXT_TOO_LONG or ERROR_INTERNAL. */
+infer_call *infer_prepare(const struct infer_service *s, char *body, size_t len, double t_arrived,
+                          struct service_error *e);
+
+/* Queues the call's texts for the batcher. Once the call is admitted, admitted(arg) runs
+ * first, on this thread (the transport suspends its connection there, so that done can never
+ * resume a connection not yet suspended); done(arg) runs later, once, on a compute worker (or on
+ * the thread stopping the batcher). -1 with ERROR_OVERLOADED when the queue is full or stopping. */
+int infer_submit(infer_call *c, void (*admitted)(void *arg), void (*done)(void *arg), void *arg,
+                 struct service_error *e);
+
+/* True once done has been called: the answer is ready. */
+bool infer_finished(const infer_call *c);
+
+/* The answer in the request's shape, after done; records the prediction metrics. NULL with e:
+ * ERROR_UNAVAILABLE when the job was cancelled (shutting down), ERROR_INTERNAL. */
+cJSON *infer_answer(infer_call *c, struct service_error *e);
+
+/* A finished call's stages in seconds, for TEI's timing headers; false before done. */
+struct infer_timing {
+    double tokenize, queue, inference;
+    int compute_tokens; /* tokens the model ran, after truncation */
+};
+bool infer_timing(const infer_call *c, struct infer_timing *t);
+
+/* Tokens handed to the model so far (0 before tokenization), for the request log. */
+int infer_tokens(const infer_call *c);
+/* The inputs as a JSON array (a text, or [text, pair]), for --log-text; NULL if none. */
+cJSON *infer_inputs_json(const infer_call *c);
+void infer_free(infer_call *c);
+
+/* Seconds the batcher has been busy without progress (/health's liveness signal). */
+double infer_stalled_seconds(const struct infer_service *s);
+
+/* The startup facts: the model, its shape and labels, the kernel, the CPUs and the batching
+ * settings. One description for the `loaded` log line and /info. NULL when out of memory. */
+cJSON *infer_describe(const struct infer_service *s);
+
+#endif

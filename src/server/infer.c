@@ -1,0 +1,304 @@
+#include "server/infer.h"
+
+#include "common/clock.h"
+#include "common/json_text.h"
+#include "engine/gemm.h"
+#include "engine/predict.h"
+#include "server/request.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct infer_call {
+    const struct infer_service *svc;
+    struct predict_request req; /* the parsed body (request.h) */
+    double t_arrived, tokenize_s;
+    int *tokens;     /* per input, after truncation */
+    bool *truncated; /* per input */
+    bool submitted;
+    atomic_bool finished; /* set by the worker before it calls done */
+    void (*done)(void *arg);
+    void *arg;
+    struct job job;
+};
+
+/* ---- tokenization -------------------------------------------------------------------------- */
+
+static int alloc_outputs(infer_call *c, struct service_error *e)
+{
+    int n = c->req.n;
+    struct job *j = &c->job;
+    c->tokens = calloc((size_t)n, sizeof *c->tokens);
+    c->truncated = calloc((size_t)n, sizeof *c->truncated);
+    j->lens = calloc((size_t)n, sizeof *j->lens);
+    j->logits = calloc((size_t)n * (size_t)c->svc->model->cfg.n_labels, sizeof *j->logits);
+    if (!c->tokens || !c->truncated || !j->lens || !j->logits)
+        return service_fail(e, ERROR_INTERNAL, "out of memory");
+    j->n_seqs = n;
+    return 0;
+}
+
+/* Tokenizes input i into the job's packed arrays. where names it in messages. */
+static int tokenize_input(infer_call *c, int i, const char *where, encoding *enc, struct service_error *e)
+{
+    const struct infer_service *s = c->svc;
+    const struct predict_request *q = &c->req;
+    const char *pair = q->pairs[i];
+    char err[BS_ERR_LEN];
+    if (tokenizer_encode_truncating(s->tok, q->texts[i], strlen(q->texts[i]), pair, pair ? strlen(pair) : 0,
+                                    s->max_len, q->truncate_side, enc, err))
+        return service_fail(e, ERROR_VALIDATION, "%s: %s", where, err);
+    /* Nothing but [CLS] [SEP] (and [SEP]): empty, whitespace or only ignorable characters. */
+    if (enc->n_untruncated <= (pair ? 3 : 2))
+        return service_fail(e, ERROR_VALIDATION, "%s is empty or only whitespace", where);
+    if (enc->truncated && !q->truncate)
+        return service_fail(e, ERROR_TEXT_TOO_LONG,
+                            "%s is %d tokens, over the limit of %d tokens; send \"truncate\": true to truncate it",
+                            where, enc->n_untruncated, s->max_len);
+    if (packed_tokens_append(&c->job.tokens, enc))
+        return service_fail(e, ERROR_INTERNAL, "out of memory");
+    c->job.lens[i] = enc->n;
+    c->tokens[i] = enc->n;
+    c->truncated[i] = enc->truncated;
+    return 0;
+}
+
+static int tokenize_inputs(infer_call *c, struct service_error *e)
+{
+    if (alloc_outputs(c, e))
+        return -1;
+    const struct predict_request *q = &c->req;
+    const char *what = q->shape == SHAPE_TEXT ? "\"text\"" : q->shape == SHAPE_TEXTS ? "texts" : "inputs";
+    bool indexed = q->shape == SHAPE_TEXTS || q->shape == SHAPE_TEI_BATCH;
+    encoding enc = {0};
+    int rc = 0;
+    for (int i = 0; i < q->n && rc == 0; i++) {
+        char where[48];
+        if (indexed)
+            snprintf(where, sizeof where, "%s[%d]", what, i);
+        else
+            snprintf(where, sizeof where, "%s", what);
+        rc = tokenize_input(c, i, where, &enc, e);
+    }
+    encoding_free(&enc);
+    return rc;
+}
+
+infer_call *infer_prepare(const struct infer_service *s, char *body, size_t len, double t_arrived,
+                          struct service_error *e)
+{
+    infer_call *c = calloc(1, sizeof *c);
+    if (!c) {
+        service_fail(e, ERROR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    c->svc = s;
+    c->t_arrived = t_arrived;
+    double t0 = monotonic_seconds();
+    struct predict_limits limits = {.max_texts = s->cfg->max_texts};
+    if (predict_request_parse(body, len, &limits, &c->req, e) || tokenize_inputs(c, e)) {
+        infer_free(c);
+        return NULL;
+    }
+    c->tokenize_s = monotonic_seconds() - t0;
+    return c;
+}
+
+/* ---- the batcher ---------------------------------------------------------------------------- */
+
+/* Runs on a compute worker once every text is done. */
+static void job_done(struct job *j, void *arg)
+{
+    (void)j;
+    infer_call *c = arg;
+    metrics_queue_depth(c->svc->metrics, -1);
+    atomic_store(&c->finished, true);
+    c->done(c->arg);
+}
+
+int infer_submit(infer_call *c, void (*admitted)(void *arg), void (*done)(void *arg), void *arg,
+                 struct service_error *e)
+{
+    const struct infer_service *s = c->svc;
+    if (!batcher_reserve(s->batcher))
+        return service_fail(e, ERROR_OVERLOADED, "the server is busy: %d requests are already queued; retry later",
+                            s->cfg->max_concurrent_requests);
+    c->done = done;
+    c->arg = arg;
+    c->job.done = job_done;
+    c->job.arg = c;
+    c->submitted = true;
+    metrics_queue_depth(s->metrics, +1);
+    admitted(arg);
+    batcher_enqueue(s->batcher, &c->job);
+    return 0;
+}
+
+bool infer_finished(const infer_call *c)
+{
+    return c->submitted && atomic_load(&c->finished);
+}
+
+double infer_stalled_seconds(const struct infer_service *s)
+{
+    return batcher_stalled_seconds(s->batcher);
+}
+
+/* ---- the answer ----------------------------------------------------------------------------- */
+
+/* Ours: {"text", ("text_pair"), "prediction", "confidence", "scores", "tokens", "truncated"}. */
+static cJSON *result_object(const infer_call *c, int i, const float *probs, int best)
+{
+    const bert_config *cfg = &c->svc->model->cfg;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "text", c->req.texts[i]);
+    if (c->req.pairs[i])
+        cJSON_AddStringToObject(o, "text_pair", c->req.pairs[i]);
+    cJSON_AddStringToObject(o, "prediction", cfg->labels[best]);
+    cJSON_AddNumberToObject(o, "confidence", probs[best]);
+    json_add_number_map(o, "scores", cfg->labels, probs, cfg->n_labels);
+    cJSON_AddNumberToObject(o, "tokens", c->tokens[i]);
+    cJSON_AddBoolToObject(o, "truncated", c->truncated[i]);
+    return o;
+}
+
+/* TEI: [{"label", "score"}, ...] by score, highest first; logits when raw_scores. */
+static cJSON *tei_list(const infer_call *c, const float *logits, const float *probs)
+{
+    const bert_config *cfg = &c->svc->model->cfg;
+    int L = cfg->n_labels;
+    const float *values = c->req.raw_scores ? logits : probs;
+    int order[BERT_MAX_LABELS];
+    prediction_order(values, L, order);
+    cJSON *a = cJSON_CreateArray();
+    for (int k = 0; k < L; k++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "label", cfg->labels[order[k]]);
+        cJSON_AddNumberToObject(o, "score", values[order[k]]);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
+cJSON *infer_answer(infer_call *c, struct service_error *e)
+{
+    const struct infer_service *s = c->svc;
+    const bert_model *m = s->model;
+    struct job *j = &c->job;
+    if (j->status) {
+        service_fail(e, ERROR_UNAVAILABLE, "%s", j->err);
+        return NULL;
+    }
+    metrics_job(s->metrics, j->t_started - j->t_queued, c->tokenize_s, j->t_finished - j->t_started, c->req.n);
+    enum predict_shape shape = c->req.shape;
+    bool ours = shape == SHAPE_TEXT || shape == SHAPE_TEXTS;
+    cJSON *out = NULL, *list = NULL;
+    if (shape == SHAPE_TEXTS) {
+        out = cJSON_CreateObject();
+        list = cJSON_AddArrayToObject(out, "results");
+    } else if (shape == SHAPE_TEI_BATCH) {
+        out = list = cJSON_CreateArray();
+    }
+    for (int i = 0; i < c->req.n; i++) {
+        const float *logits = j->logits + (size_t)i * (size_t)m->cfg.n_labels;
+        float probs[BERT_MAX_LABELS];
+        int best = prediction_compute(m, logits, probs);
+        cJSON *item = ours ? result_object(c, i, probs, best) : tei_list(c, logits, probs);
+        metrics_text(s->metrics, c->tokens[i]);
+        metrics_prediction(s->metrics, best, probs[best]);
+        if (list)
+            cJSON_AddItemToArray(list, item);
+        else
+            out = item;
+    }
+    if (ours)
+        cJSON_AddNumberToObject(out, "processing_time_ms", (monotonic_seconds() - c->t_arrived) * 1000.0);
+    if (!out)
+        service_fail(e, ERROR_INTERNAL, "out of memory");
+    return out;
+}
+
+bool infer_timing(const infer_call *c, struct infer_timing *t)
+{
+    if (!infer_finished(c))
+        return false;
+    const struct job *j = &c->job;
+    t->tokenize = c->tokenize_s;
+    t->queue = j->t_started - j->t_queued;
+    t->inference = j->t_finished - j->t_started;
+    t->compute_tokens = j->tokens.n;
+    return true;
+}
+
+int infer_tokens(const infer_call *c)
+{
+    return c ? c->job.tokens.n : 0;
+}
+
+cJSON *infer_inputs_json(const infer_call *c)
+{
+    if (!c || c->req.n == 0)
+        return NULL;
+    cJSON *a = cJSON_CreateArray();
+    const struct predict_request *q = &c->req;
+    for (int i = 0; i < q->n; i++) {
+        if (q->pairs[i]) {
+            const char *both[2] = {q->texts[i], q->pairs[i]};
+            cJSON_AddItemToArray(a, cJSON_CreateStringArray(both, 2));
+        } else {
+            cJSON_AddItemToArray(a, cJSON_CreateString(q->texts[i]));
+        }
+    }
+    return a;
+}
+
+void infer_free(infer_call *c)
+{
+    if (!c)
+        return;
+    predict_request_free(&c->req);
+    free(c->tokens);
+    free(c->truncated);
+    packed_tokens_free(&c->job.tokens);
+    free(c->job.lens);
+    free(c->job.logits);
+    free(c);
+}
+
+/* ---- the startup facts ---------------------------------------------------------------------- */
+
+cJSON *infer_describe(const struct infer_service *s)
+{
+    const struct config *cfg = s->cfg;
+    const bert_config *c = &s->model->cfg;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", cfg->model);
+    cJSON *labels = cJSON_AddArrayToObject(o, "labels");
+    for (int k = 0; k < c->n_labels; k++)
+        cJSON_AddItemToArray(labels, cJSON_CreateString(c->labels[k]));
+    cJSON_AddBoolToObject(o, "multi_label", c->multi_label);
+    cJSON_AddNumberToObject(o, "max_tokens", s->max_len);
+    cJSON_AddNumberToObject(o, "max_position_embeddings", c->max_positions);
+    cJSON_AddNumberToObject(o, "layers", c->n_layers);
+    cJSON_AddNumberToObject(o, "hidden_size", c->hidden);
+    cJSON_AddNumberToObject(o, "attention_heads", c->n_heads);
+    cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
+    cJSON_AddStringToObject(o, "weights_dtype", s->model->weights_dtype);
+    cJSON_AddStringToObject(o, "compute_dtype", "F32");
+    cJSON_AddStringToObject(o, "version", config_version());
+    cJSON_AddStringToObject(o, "build", config_build_info());
+    cJSON_AddStringToObject(o, "gemm_kernel", gemm_kernel_name());
+    cJSON_AddNumberToObject(o, "workers", cfg->workers);
+    cJSON_AddNumberToObject(o, "threads_per_worker", s->threads_per_worker);
+    cJSON_AddNumberToObject(o, "cpus", s->cpus);
+    cJSON_AddStringToObject(o, "cpu_source", s->cpu_source ? s->cpu_source : "");
+    cJSON_AddNumberToObject(o, "max_texts", cfg->max_texts);
+    cJSON_AddNumberToObject(o, "max_body_bytes", (double)cfg->max_body_bytes);
+    cJSON_AddNumberToObject(o, "max_concurrent_requests", cfg->max_concurrent_requests);
+    cJSON_AddNumberToObject(o, "max_batch_tokens", cfg->max_batch_tokens);
+    cJSON_AddNumberToObject(o, "max_batch_requests", cfg->max_batch_requests);
+    cJSON_AddNumberToObject(o, "batch_wait_us", cfg->batch_wait_us);
+    return o;
+}
