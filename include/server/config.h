@@ -35,7 +35,8 @@ enum config_result { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_EXIT_USAGE };
 /* Fills c from the defaults, then the environment, then argv. --help and --version print to
  * out and return CONFIG_EXIT_OK; a bad flag or value prints one sentence to err_out and
  * returns CONFIG_EXIT_USAGE. Strings point into argv or the environment. */
-enum config_result config_parse(int argc, char **argv, struct config *c, FILE *out, FILE *err_out);
+enum config_result config_from_command_line(int argc, char **argv, struct config *c, FILE *out,
+                                            FILE *err_out);
 
 /* "0.1.0 (Release, gcc 12.2.0, sanitizers off)": the version and how it was built. */
 const char *config_version(void);

@@ -154,7 +154,8 @@ static int set_value(const struct option_spec *s, const char *value, const char 
     return 0;
 }
 
-enum config_result config_parse(int argc, char **argv, struct config *c, FILE *out, FILE *err_out)
+enum config_result config_from_command_line(int argc, char **argv, struct config *c, FILE *out,
+                                            FILE *err_out)
 {
     *c = (struct config){
         .model = "models/finsent-mini",

@@ -55,6 +55,8 @@ struct exchange {
     char *body;
     size_t len, cap;
     infer_call *call; /* /predict, once its body is in (infer.h) */
+    signed char ready_read; /* /ready's answer: the state its status was read from (1 ready,
+                             * 0 draining); -1 for any other answer */
 };
 
 /* Every error kind's status and TEI's error_type: the one place a refusal becomes a status
@@ -118,8 +120,12 @@ static enum MHD_Result respond(struct exchange *r, unsigned status, char *body, 
         snprintf(v, sizeof v, "%d", t.compute_tokens);
         MHD_add_response_header(resp, "x-compute-tokens", v);
     }
-    if (!atomic_load(&r->srv->ready))
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close"); /* draining */
+    /* During the drain every answer closes its connection, so keep-alive clients move to
+     * another pod. /ready's answer follows the state its status was read from: a 200 never
+     * closes the connection and a 503 always does, whenever the drain begins. */
+    bool draining = r->ready_read >= 0 ? r->ready_read == 0 : !atomic_load(&r->srv->ready);
+    if (draining)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
     if (ret == MHD_YES) {
@@ -203,7 +209,8 @@ static enum MHD_Result handle_get(struct exchange *r)
         return respond_json(r, MHD_HTTP_OK, cJSON_Parse("{\"status\":\"ok\"}"), NULL, NULL);
     }
     case ROUTE_READY:
-        if (atomic_load(&s->ready))
+        r->ready_read = atomic_load(&s->ready);
+        if (r->ready_read)
             return respond_json(r, MHD_HTTP_OK, cJSON_Parse("{\"status\":\"ready\"}"), NULL, NULL);
         return respond_json(r, MHD_HTTP_SERVICE_UNAVAILABLE, cJSON_Parse("{\"status\":\"draining\"}"), NULL, NULL);
     case ROUTE_INFO:
@@ -446,6 +453,7 @@ static struct exchange *exchange_new(http_server *s, struct MHD_Connection *conn
     r->conn = conn;
     r->t_start = monotonic_seconds();
     r->route = route_of(url);
+    r->ready_read = -1;
     snprintf(r->method, sizeof r->method, "%s", method);
     request_id(s, conn, r->id);
     atomic_fetch_add(&s->in_flight, 1);

@@ -27,9 +27,9 @@
 #include <unistd.h>
 
 /* The one global: the write end of the self-pipe the signal handler wakes main() through.
- * A handler (rather than blocking the signals and sigwait) because OpenBLAS starts its threads
- * before main() with the default signal mask, so a blocked SIGTERM would be delivered to one of
- * them and kill the process. */
+ * A handler and a pipe (rather than blocking the signals and sigwait) so that the drain can
+ * poll for a second signal between its waits, and so that no thread, ours or a library's, has
+ * to be started with the signals blocked for a SIGTERM to reach main(). */
 static int signal_pipe_write = -1;
 
 static void on_stop_signal(int sig)
@@ -227,7 +227,7 @@ static void stop_daemon(struct daemon *d)
 int main(int argc, char **argv)
 {
     struct daemon d = {0};
-    enum config_result cr = config_parse(argc, argv, &d.cfg, stdout, stderr);
+    enum config_result cr = config_from_command_line(argc, argv, &d.cfg, stdout, stderr);
     if (cr != CONFIG_RUN)
         return cr == CONFIG_EXIT_OK ? 0 : 2;
     if (d.cfg.healthcheck) {

@@ -474,15 +474,18 @@ while time.time() < deadline:  # wait until both are admitted
 check(depth >= 2, f"both requests in the queue before SIGTERM (depth {depth})")
 f.proc.send_signal(signal.SIGTERM)
 # The signal reaches the daemon's main thread a moment later (later still on a loaded machine):
-# /ready answers 200 until then, then 503.
+# /ready answers 200 on the open connection until then, keeping it open; then 503 with
+# "Connection: close", and the connection is closed (README: "Stopping").
 deadline = time.time() + 5
 try:
     while True:
-        status, _, body = f.request("GET", "/ready", conn=keep)
+        status, hdrs, body = f.request("GET", "/ready", conn=keep)
         if status != 200 or time.time() > deadline:
             break
+        check(hdrs.get("connection", "").lower() != "close", f"/ready 200 closes the connection: {hdrs}")
         time.sleep(0.01)
     check(status == 503, f"/ready while draining: {status} {body}")
+    check(hdrs.get("connection", "").lower() == "close", f"/ready 503 while draining keeps the connection: {hdrs}")
 except (ConnectionError, OSError) as e:
     check(False, f"/ready while draining on an open connection: {e!r}")
 try:
