@@ -26,21 +26,10 @@ static int alloc_inputs(struct predict_request *req, int n, struct service_error
     return 0;
 }
 
-/* Fills req's inputs and options from the parsed body (req->root). */
-static int parse_inputs(struct predict_request *req, const struct predict_limits *lim, struct service_error *e)
+/* The options: "truncate", TEI's "raw_scores" and "truncation_direction". */
+static int parse_options(struct predict_request *req, struct service_error *e)
 {
     const cJSON *root = req->root;
-    if (!cJSON_IsObject(root))
-        return service_fail(e, ERROR_VALIDATION, "the request body must be a JSON object");
-    const cJSON *text = cJSON_GetObjectItemCaseSensitive(root, "text");
-    const cJSON *texts = cJSON_GetObjectItemCaseSensitive(root, "texts");
-    const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");
-    int given = (text != NULL) + (texts != NULL) + (inputs != NULL);
-    if (given == 0)
-        return service_fail(e, ERROR_VALIDATION, "missing \"text\" (or \"texts\", or TEI's \"inputs\")");
-    if (given > 1)
-        return service_fail(e, ERROR_VALIDATION, "give only one of \"text\", \"texts\" and \"inputs\"");
-
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "truncate");
     if (t && !cJSON_IsBool(t))
         return service_fail(e, ERROR_VALIDATION, "\"truncate\" must be true or false");
@@ -54,37 +43,38 @@ static int parse_inputs(struct predict_request *req, const struct predict_limits
         (!cJSON_IsString(dir) || (strcasecmp(dir->valuestring, "right") && strcasecmp(dir->valuestring, "left"))))
         return service_fail(e, ERROR_VALIDATION, "\"truncation_direction\" must be \"right\" or \"left\"");
     req->truncate_side = dir && !strcasecmp(dir->valuestring, "left") ? TRUNCATE_LEFT : TRUNCATE_RIGHT;
+    return 0;
+}
 
+/* Ours: {"texts": ["a", "b"]}. */
+static int parse_texts(struct predict_request *req, const cJSON *texts, const struct predict_limits *lim,
+                       struct service_error *e)
+{
     int n = 0;
-    if (text) {
-        if (!cJSON_IsString(text))
-            return service_fail(e, ERROR_VALIDATION, "\"text\" must be a string");
-        req->shape = SHAPE_TEXT;
-        if (alloc_inputs(req, 1, e))
-            return -1;
-        req->texts[0] = text->valuestring;
-        return 0;
-    }
-    if (texts) {
-        if (!cJSON_IsArray(texts))
-            return service_fail(e, ERROR_VALIDATION, "\"texts\" must be an array of strings");
-        bool strings = is_string_array(texts, &n);
-        if (n == 0)
-            return service_fail(e, ERROR_VALIDATION, "\"texts\" is empty");
-        if (n > lim->max_texts)
-            return service_fail(e, ERROR_VALIDATION, "\"texts\" holds %d texts, more than the limit of %d", n,
-                                lim->max_texts);
-        if (!strings)
-            return service_fail(e, ERROR_VALIDATION, "every item of \"texts\" must be a string");
-        req->shape = SHAPE_TEXTS;
-        if (alloc_inputs(req, n, e))
-            return -1;
-        int i = 0;
-        for (const cJSON *x = texts->child; x; x = x->next)
-            req->texts[i++] = x->valuestring;
-        return 0;
-    }
-    /* TEI: "text" | ["a", "b"] (one pair) | [item, ...] with item "t", ["t"] or ["q", "d"]. */
+    if (!cJSON_IsArray(texts))
+        return service_fail(e, ERROR_VALIDATION, "\"texts\" must be an array of strings");
+    bool strings = is_string_array(texts, &n);
+    if (n == 0)
+        return service_fail(e, ERROR_VALIDATION, "\"texts\" is empty");
+    if (n > lim->max_texts)
+        return service_fail(e, ERROR_VALIDATION, "\"texts\" holds %d texts, more than the limit of %d", n,
+                            lim->max_texts);
+    if (!strings)
+        return service_fail(e, ERROR_VALIDATION, "every item of \"texts\" must be a string");
+    req->shape = SHAPE_TEXTS;
+    if (alloc_inputs(req, n, e))
+        return -1;
+    int i = 0;
+    for (const cJSON *x = texts->child; x; x = x->next)
+        req->texts[i++] = x->valuestring;
+    return 0;
+}
+
+/* TEI: "text" | ["a", "b"] (one pair) | [item, ...] with item "t", ["t"] or ["q", "d"]. */
+static int parse_tei_inputs(struct predict_request *req, const cJSON *inputs, const struct predict_limits *lim,
+                            struct service_error *e)
+{
+    int n = 0;
     if (cJSON_IsString(inputs)) {
         req->shape = SHAPE_TEI_ONE;
         if (alloc_inputs(req, 1, e))
@@ -121,10 +111,39 @@ static int parse_inputs(struct predict_request *req, const struct predict_limits
             req->texts[i] = x->child->valuestring;
             req->pairs[i] = m == 2 ? x->child->next->valuestring : NULL;
         } else {
-            return service_fail(e, ERROR_VALIDATION,
-                                "inputs[%d] must be a string or an array of one or two strings", i);
+            return service_fail(e, ERROR_VALIDATION, "inputs[%d] must be a string or an array of one or two strings",
+                                i);
         }
     }
+    return 0;
+}
+
+/* Fills req's inputs and options from the parsed body (req->root). */
+static int parse_inputs(struct predict_request *req, const struct predict_limits *lim, struct service_error *e)
+{
+    const cJSON *root = req->root;
+    if (!cJSON_IsObject(root))
+        return service_fail(e, ERROR_VALIDATION, "the request body must be a JSON object");
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(root, "text");
+    const cJSON *texts = cJSON_GetObjectItemCaseSensitive(root, "texts");
+    const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");
+    int given = (text != NULL) + (texts != NULL) + (inputs != NULL);
+    if (given == 0)
+        return service_fail(e, ERROR_VALIDATION, "missing \"text\" (or \"texts\", or TEI's \"inputs\")");
+    if (given > 1)
+        return service_fail(e, ERROR_VALIDATION, "give only one of \"text\", \"texts\" and \"inputs\"");
+    if (parse_options(req, e))
+        return -1;
+    if (texts)
+        return parse_texts(req, texts, lim, e);
+    if (inputs)
+        return parse_tei_inputs(req, inputs, lim, e);
+    if (!cJSON_IsString(text))
+        return service_fail(e, ERROR_VALIDATION, "\"text\" must be a string");
+    req->shape = SHAPE_TEXT;
+    if (alloc_inputs(req, 1, e))
+        return -1;
+    req->texts[0] = text->valuestring;
     return 0;
 }
 
