@@ -33,12 +33,14 @@ struct infer_service {
 /* One /predict call, from its body to its answer. */
 typedef struct infer_call infer_call;
 
+/* A new call; t_arrived (monotonic seconds) is when the request arrived: the answer's
+ * processing_time_ms counts from it. NULL when out of memory. Free it with infer_free. */
+infer_call *infer_new(const struct infer_service *s, double t_arrived);
+
 /* Parses body (len bytes, not NUL-terminated, rewritten in place and not kept) and tokenizes
- * every input. t_arrived (monotonic seconds) is when the request arrived: the answer's
- * processing_time_ms counts from it. NULL with e filled: ERROR_INVALID_JSON, ERROR_VALIDATION,
- * ERROR_TEXT_TOO_LONG or ERROR_INTERNAL. */
-infer_call *infer_prepare(const struct infer_service *s, char *body, size_t len, double t_arrived,
-                          struct service_error *e);
+ * every input. -1 with e: ERROR_INVALID_JSON, ERROR_VALIDATION, ERROR_TEXT_TOO_LONG or
+ * ERROR_INTERNAL; the call then still holds the inputs it parsed, for the request log. */
+int infer_prepare(infer_call *c, char *body, size_t len, struct service_error *e);
 
 /* Queues the call's texts for the batcher. Once the call is admitted, admitted(arg) runs
  * first, on this thread (the transport suspends its connection there, so that done can never

@@ -282,10 +282,12 @@ static void predict_done(void *arg)
 static enum MHD_Result predict_body_complete(struct exchange *r)
 {
     struct service_error e;
-    r->call = infer_prepare(r->srv->svc, r->body, r->len, r->t_start, &e);
+    if (!(r->call = infer_new(r->srv->svc, r->t_start)))
+        return refuse(r, ERROR_INTERNAL, "out of memory");
+    int rc = infer_prepare(r->call, r->body, r->len, &e);
     free(r->body); /* the texts live in the call; the raw body is no longer needed */
     r->body = NULL;
-    if (!r->call || infer_submit(r->call, predict_admitted, predict_done, r, &e))
+    if (rc || infer_submit(r->call, predict_admitted, predict_done, r, &e))
         return respond_error(r, &e);
     return MHD_YES;
 }

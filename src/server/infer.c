@@ -86,24 +86,24 @@ static int tokenize_inputs(infer_call *c, struct service_error *e)
     return rc;
 }
 
-infer_call *infer_prepare(const struct infer_service *s, char *body, size_t len, double t_arrived,
-                          struct service_error *e)
+infer_call *infer_new(const struct infer_service *s, double t_arrived)
 {
     infer_call *c = calloc(1, sizeof *c);
-    if (!c) {
-        service_fail(e, ERROR_INTERNAL, "out of memory");
-        return NULL;
+    if (c) {
+        c->svc = s;
+        c->t_arrived = t_arrived;
     }
-    c->svc = s;
-    c->t_arrived = t_arrived;
-    double t0 = monotonic_seconds();
-    struct predict_limits limits = {.max_texts = s->cfg->max_texts};
-    if (predict_request_parse(body, len, &limits, &c->req, e) || tokenize_inputs(c, e)) {
-        infer_free(c);
-        return NULL;
-    }
-    c->tokenize_s = monotonic_seconds() - t0;
     return c;
+}
+
+int infer_prepare(infer_call *c, char *body, size_t len, struct service_error *e)
+{
+    double t0 = monotonic_seconds();
+    struct predict_limits limits = {.max_texts = c->svc->cfg->max_texts};
+    if (predict_request_parse(body, len, &limits, &c->req, e) || tokenize_inputs(c, e))
+        return -1;
+    c->tokenize_s = monotonic_seconds() - t0;
+    return 0;
 }
 
 /* ---- the batcher ---------------------------------------------------------------------------- */
