@@ -16,6 +16,12 @@ void json_replace_nul_escapes(char *json, size_t len);
  * server answer "invalid text" (422) rather than "invalid JSON" (400) for it. */
 bool json_has_lone_surrogate(const char *json, size_t len);
 
+/* The offset of the first byte that makes text (len bytes) invalid JSON by itself: a raw
+ * control character (below 0x20) inside a string, where RFC 8259 requires an escape, or one
+ * other than space, tab, CR and LF outside strings; len if there is none. cJSON accepts raw
+ * control characters inside strings, and a raw NUL there would cut the text short. */
+size_t json_raw_control_byte(const char *json, size_t len);
+
 /* Adds {keys[0]: values[0], ...} (n pairs, in order) to obj under name, e.g. a score per
  * label; NULL when out of memory. */
 cJSON *json_add_number_map(cJSON *obj, const char *name, char *const *keys, const float *values, int n);

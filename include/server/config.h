@@ -12,6 +12,7 @@ struct config {
     int metrics_port;     /* -1: /metrics on port; else /metrics alone on this port (0: ephemeral) */
     int max_texts;        /* texts (or pairs) per request */
     long max_body_bytes;
+    long max_buffered_bytes; /* request bodies held at once, across every connection */
     int max_length;       /* tokens per text incl. [CLS]/[SEP]; 0: the model's max_positions */
     int max_concurrent_requests; /* /predict requests admitted to the compute queue (waiting or running) */
     int max_batch_tokens, max_batch_requests; /* a batch's budget: tokens, texts */

@@ -7,6 +7,8 @@
 #include "common/bs_error.h"
 
 enum error_kind {
+    ERROR_BAD_FRAMING,        /* the request's length is ambiguous (smuggling): closes the connection */
+    ERROR_TRANSFER_CODING,    /* a Transfer-Encoding other than chunked: closes the connection */
     ERROR_INVALID_JSON,       /* the body is not JSON */
     ERROR_VALIDATION,         /* JSON, but not a valid request (or its text is not valid) */
     ERROR_TEXT_TOO_LONG,      /* a text over the token limit with "truncate": false */

@@ -16,4 +16,9 @@ int utf8_encode(int32_t cp, char *out);
 /* Returns the byte offset of the first invalid sequence in s, or n if s is valid UTF-8. */
 size_t utf8_validate(const char *s, size_t n);
 
+/* Copies s (n bytes, any bytes) into out (cap > 0 bytes, NUL-terminated) as valid UTF-8: each
+ * byte that does not start a valid sequence becomes U+FFFD. Cut at a character boundary when
+ * out is too small. For text that came from a client and goes into an answer or a log. */
+void utf8_copy_valid(char *out, size_t cap, const char *s, size_t n);
+
 #endif

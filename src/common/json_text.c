@@ -55,3 +55,18 @@ cJSON *json_add_number_map(cJSON *obj, const char *name, char *const *keys, cons
             return NULL;
     return map;
 }
+
+size_t json_raw_control_byte(const char *json, size_t len)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)json[i];
+        if (c < 0x20 && (in_string || (c != '\t' && c != '\n' && c != '\r')))
+            return i;
+        if (in_string && c == '\\')
+            i++; /* an escaped quote does not end the string; cJSON refuses any escape not in JSON */
+        else if (c == '"')
+            in_string = !in_string;
+    }
+    return len;
+}

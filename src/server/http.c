@@ -4,6 +4,7 @@
 #include "common/clock.h"
 #include "server/infer.h"
 #include "server/logger.h"
+#include "text/utf8.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -13,6 +14,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +40,7 @@ struct http_server {
     atomic_bool ready;
     atomic_int in_flight;
     atomic_uint_fast64_t request_counter;
+    atomic_long buffered_bytes; /* held for request bodies, across all connections */
     uint64_t id_seed;
     pthread_mutex_t info_lock; /* guards weights_sha256 */
     char weights_sha256[80];
@@ -54,6 +57,13 @@ struct exchange {
     int status; /* sent; 0 until a response is queued */
     char *body;
     size_t len, cap;
+    size_t budget;    /* bytes of the server's buffered_bytes this body holds */
+    /* A chunked body refused mid-way: the rest is read and dropped (libmicrohttpd cannot queue an
+     * answer before the body ends), then this is the answer. */
+    bool discarding;
+    size_t discarded;
+    struct service_error refusal;
+    bool close_after; /* the request's framing is suspect: close the connection after answering */
     infer_call *call; /* /predict, once its body is in (infer.h) */
     signed char ready_read; /* /ready's answer: the state its status was read from (1 ready,
                              * 0 draining); -1 for any other answer */
@@ -65,6 +75,8 @@ static const struct {
     unsigned status;
     const char *type;
 } error_status[ERROR_KIND_COUNT] = {
+    [ERROR_BAD_FRAMING] = {MHD_HTTP_BAD_REQUEST, "bad_request"},
+    [ERROR_TRANSFER_CODING] = {MHD_HTTP_NOT_IMPLEMENTED, "not_implemented"},
     [ERROR_INVALID_JSON] = {MHD_HTTP_BAD_REQUEST, "invalid_json"},
     [ERROR_VALIDATION] = {422, "validation"},
     [ERROR_TEXT_TOO_LONG] = {413, "validation"},
@@ -124,7 +136,7 @@ static enum MHD_Result respond(struct exchange *r, unsigned status, char *body, 
      * another pod. /ready's answer follows the state its status was read from: a 200 never
      * closes the connection and a 503 always does, whenever the drain begins. */
     bool draining = r->ready_read >= 0 ? r->ready_read == 0 : !atomic_load(&r->srv->ready);
-    if (draining)
+    if (draining || r->close_after)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
@@ -150,8 +162,12 @@ static enum MHD_Result respond_error(struct exchange *r, const struct service_er
 {
     unsigned status = error_status[e->kind].status;
     const char *type = error_status[e->kind].type;
+    /* Messages quote the client's URL, method or headers: keep the answer valid UTF-8. */
+    char msg[3 * sizeof e->msg];
+    utf8_copy_valid(msg, sizeof msg, e->msg, strlen(e->msg));
+    r->close_after |= e->kind == ERROR_BAD_FRAMING || e->kind == ERROR_TRANSFER_CODING;
     cJSON *o = cJSON_CreateObject();
-    if (o && (!cJSON_AddStringToObject(o, "error", e->msg) || !cJSON_AddStringToObject(o, "error_type", type))) {
+    if (o && (!cJSON_AddStringToObject(o, "error", msg) || !cJSON_AddStringToObject(o, "error_type", type))) {
         cJSON_Delete(o);
         o = NULL;
     }
@@ -180,6 +196,41 @@ static enum MHD_Result refuse(struct exchange *r, enum error_kind kind, const ch
     vsnprintf(e.msg, sizeof e.msg, fmt, ap);
     va_end(ap);
     return respond_error(r, &e);
+}
+
+/* ---- request bodies ----------------------------------------------------------------------- */
+
+/* Takes bytes from the server's budget for request bodies (--max-buffered-bytes); false, with
+ * nothing taken, beyond it. Without this bound, 450 clients each sending all but the last byte
+ * of a 2 MB body took finsent-mini from 76 MB to 957 MB of memory. */
+static bool body_budget_take(struct exchange *r, size_t bytes)
+{
+    http_server *s = r->srv;
+    long held = atomic_fetch_add(&s->buffered_bytes, (long)bytes) + (long)bytes;
+    if (held > s->cfg->max_buffered_bytes) {
+        atomic_fetch_sub(&s->buffered_bytes, (long)bytes);
+        return false;
+    }
+    r->budget += bytes;
+    return true;
+}
+
+/* Frees the body and gives its bytes back to the budget. */
+static void body_free(struct exchange *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->len = r->cap = 0;
+    atomic_fetch_sub(&r->srv->buffered_bytes, (long)r->budget);
+    r->budget = 0;
+}
+
+static const char buffered_message[] =
+    "the server holds its limit of %ld bytes of request bodies (--max-buffered-bytes); retry later";
+
+static enum MHD_Result refuse_buffered(struct exchange *r)
+{
+    return refuse(r, ERROR_OVERLOADED, buffered_message, r->srv->cfg->max_buffered_bytes);
 }
 
 /* ---- GET routes ----------------------------------------------------------------------- */
@@ -285,8 +336,7 @@ static enum MHD_Result predict_body_complete(struct exchange *r)
     if (!(r->call = infer_new(r->srv->svc, r->t_start)))
         return refuse(r, ERROR_INTERNAL, "out of memory");
     int rc = infer_prepare(r->call, r->body, r->len, &e);
-    free(r->body); /* the texts live in the call; the raw body is no longer needed */
-    r->body = NULL;
+    body_free(r); /* the texts live in the call; the raw body is no longer needed */
     if (rc || infer_submit(r->call, predict_admitted, predict_done, r, &e))
         return respond_error(r, &e);
     return MHD_YES;
@@ -356,12 +406,58 @@ static void request_id(http_server *s, struct MHD_Connection *c, char out[72])
     snprintf(out, 72, "%016llx", (unsigned long long)z);
 }
 
+/* How often a header appears, and its last value. */
+struct header_count {
+    const char *name;
+    int n;
+    const char *value;
+};
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    struct header_count *h = cls;
+    if (!strcasecmp(key, h->name)) {
+        h->n++;
+        h->value = value;
+    }
+    return MHD_YES;
+}
+
+/* A request whose length two readers could frame differently is refused and its connection
+ * closed (RFC 9112 section 6.3): a proxy in front that took the other length would see the
+ * rest of the body as a second request (request smuggling). libmicrohttpd itself takes the
+ * first Content-Length, and waits in silence on a transfer coding it does not know. */
+static int check_framing(struct MHD_Connection *conn, struct service_error *e)
+{
+    struct header_count cl = {.name = MHD_HTTP_HEADER_CONTENT_LENGTH};
+    struct header_count te = {.name = MHD_HTTP_HEADER_TRANSFER_ENCODING};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &cl);
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &te);
+    if (cl.n > 1)
+        return service_fail(e, ERROR_BAD_FRAMING, "the request has %d Content-Length headers; send one", cl.n);
+    if (te.n && cl.n)
+        return service_fail(e, ERROR_BAD_FRAMING,
+                            "the request has both Transfer-Encoding and Content-Length; send one of them");
+    if (te.n > 1 || (te.n && strcasecmp(te.value, "chunked")))
+        return service_fail(e, ERROR_TRANSFER_CODING,
+                            "Transfer-Encoding \"%s\" is not supported; send the body with a Content-Length or "
+                            "chunked",
+                            te.value);
+    if (cl.n && (!*cl.value || strspn(cl.value, "0123456789") != strlen(cl.value)))
+        return service_fail(e, ERROR_BAD_FRAMING, "Content-Length must be a number of bytes, not \"%s\"", cl.value);
+    return 0;
+}
+
 /* A request whose headers are in: the checks that need no body. Returns MHD_YES to read the
  * body (or to wait for its end), or the result of an answer already queued. */
 static enum MHD_Result on_headers(struct exchange *r, const char *method)
 {
     http_server *s = r->srv;
     struct MHD_Connection *conn = r->conn;
+    struct service_error e;
+    if (check_framing(conn, &e))
+        return respond_error(r, &e);
     /* With --metrics-port, /metrics lives there alone (e.g. kept off a public Service). */
     if (s->mhd_metrics) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
@@ -402,6 +498,8 @@ static enum MHD_Result on_headers(struct exchange *r, const char *method)
         if (errno || *end || n > (unsigned long long)max)
             return refuse(r, ERROR_BODY_TOO_LARGE, "the request body is %s bytes, over the limit of %ld bytes", cl,
                           max);
+        if (n > 0 && !body_budget_take(r, (size_t)n + 1))
+            return refuse_buffered(r);
         if (n > 0 && !(r->body = malloc((size_t)n + 1)))
             return refuse(r, ERROR_INTERNAL, "out of memory");
         r->cap = n + 1;
@@ -409,22 +507,33 @@ static enum MHD_Result on_headers(struct exchange *r, const char *method)
     return MHD_YES;
 }
 
-/* A piece of a /predict body: kept, within --max-body-bytes. */
+/* A piece of a /predict body: kept, within --max-body-bytes and the server's budget. A refusal
+ * mid-body is answered when libmicrohttpd can still queue an answer, else the connection is
+ * closed (MHD_NO). */
 static enum MHD_Result on_body_data(struct exchange *r, const char *data, size_t n)
 {
     long max = r->srv->cfg->max_body_bytes;
-    if (r->len + n > (size_t)max) { /* chunked (or lying) body over the limit */
-        free(r->body);
-        r->body = NULL;
-        r->len = 0;
-        if (refuse(r, ERROR_BODY_TOO_LARGE, "the request body is over the limit of %ld bytes", max) != MHD_YES)
-            return MHD_NO; /* cannot answer mid-body: close the connection instead */
+    if (r->discarding) {
+        /* Drop the rest, up to the limit once more: past that, closing is the answer. */
+        r->discarded += n;
+        return r->discarded <= (size_t)max ? MHD_YES : MHD_NO;
+    }
+    if (r->len + n > (size_t)max) { /* a chunked body over the limit */
+        body_free(r);
+        r->discarding = true;
+        service_fail(&r->refusal, ERROR_BODY_TOO_LARGE, "the request body is over the limit of %ld bytes", max);
         return MHD_YES;
     }
     if (r->len + n + 1 > r->cap) {
         size_t cap = (r->len + n + 1) * 2;
         if (cap > (size_t)max + 1)
             cap = (size_t)max + 1;
+        if (!body_budget_take(r, cap - r->cap)) {
+            body_free(r);
+            r->discarding = true;
+            service_fail(&r->refusal, ERROR_OVERLOADED, buffered_message, r->srv->cfg->max_buffered_bytes);
+            return MHD_YES;
+        }
         char *b = realloc(r->body, cap);
         if (!b)
             return MHD_NO;
@@ -490,6 +599,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return on_body_data(r, upload_data, n);
     }
     /* The whole body is in (or the job finished and the connection was resumed). */
+    if (r->discarding) {
+        r->close_after = true; /* the client may still be sending what it meant as one body */
+        return respond_error(r, &r->refusal);
+    }
     if (!r->call)
         return predict_body_complete(r);
     if (infer_finished(r->call))
@@ -526,13 +639,51 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     log_event(s->cfg->log_json, "request", f);
 
     infer_free(r->call);
-    free(r->body);
+    body_free(r);
     free(r);
     metrics_in_flight(s->svc->metrics, -1);
     atomic_fetch_sub(&s->in_flight, 1);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
+
+/* libmicrohttpd's own messages (a client that hung up, an internal error) as log events, so
+ * that --log-format json stays one JSON object per line. */
+static void on_library_message(void *cls, const char *fmt, va_list ap)
+{
+    const http_server *s = cls;
+    char msg[1024], clean[3 * sizeof msg];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        n--;
+    utf8_copy_valid(clean, sizeof clean, msg, n);
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "message", clean);
+    log_event(s->cfg->log_json, "http_library", f);
+}
+
+/* Decodes %XX in the URL as libmicrohttpd would, except %00: a NUL would cut the path short and
+ * route "/predict%00xyz" to /predict. It stays "%00", so such a path matches no route (404). */
+static size_t unescape_keeping_nul(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls, (void)conn;
+    char *out = s;
+    for (const char *p = s; *p;) {
+        if (p[0] == '%' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
+            char hex[3] = {p[1], p[2], 0};
+            long v = strtol(hex, NULL, 16);
+            if (v) {
+                *out++ = (char)v;
+                p += 3;
+                continue;
+            }
+        }
+        *out++ = *p++;
+    }
+    *out = '\0';
+    return (size_t)(out - s);
+}
 
 /* Our own listening socket, so a taken port or a bad address fails with its reason and port 0
  * tells us which port the kernel chose. */
@@ -594,11 +745,12 @@ http_server *http_start(const struct config *cfg, const struct infer_service *sv
     atomic_store(&s->ready, true);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;
-    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_library_message, s,
+                              MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
                               MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS, MHD_OPTION_CONNECTION_LIMIT,
                               (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
                               (unsigned)cfg->timeout_seconds, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                              MHD_OPTION_END);
+                              MHD_OPTION_UNESCAPE_CALLBACK, unescape_keeping_nul, s, MHD_OPTION_END);
     if (!s->mhd) {
         bs_fail(err, "cannot start the HTTP server on %s port %d", cfg->host, s->port);
         close(s->listen_fd);
@@ -611,10 +763,12 @@ http_server *http_start(const struct config *cfg, const struct infer_service *sv
         s->metrics_fd = listen_on(cfg->host, cfg->metrics_port, &s->metrics_port, err);
         if (s->metrics_fd >= 0)
             s->mhd_metrics = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0,
-                                              NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->metrics_fd,
+                                              NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+                                              on_library_message, s, MHD_OPTION_LISTEN_SOCKET, s->metrics_fd,
                                               MHD_OPTION_CONNECTION_LIMIT, 64U, MHD_OPTION_CONNECTION_TIMEOUT,
                                               (unsigned)cfg->timeout_seconds, MHD_OPTION_NOTIFY_COMPLETED,
-                                              on_completed, s, MHD_OPTION_END);
+                                              on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape_keeping_nul,
+                                              s, MHD_OPTION_END);
         if (!s->mhd_metrics) {
             if (s->metrics_fd >= 0) {
                 bs_fail(err, "cannot start the metrics server on %s port %d", cfg->host, s->metrics_port);

@@ -18,6 +18,7 @@
 #include "text/tokenizer.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -93,6 +94,10 @@ static int install_signal_handlers(struct daemon *d)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN); /* a client that hangs up is an error return, not a death */
+    /* SIGUSR1/SIGUSR2 mean nothing here; their default action would kill the daemon with no
+     * log line and no drain. */
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN);
     return 0;
 }
 
@@ -226,6 +231,11 @@ static void stop_daemon(struct daemon *d)
 
 int main(int argc, char **argv)
 {
+    /* Request bodies (up to --max-body-bytes each) come and go with requests. Past glibc's
+     * dynamic mmap threshold they came from the heap and stayed there: 564 MB remained after 450
+     * clients holding 2 MB bodies left. A fixed threshold makes every allocation over 256 KiB a
+     * mapping of its own, returned to the system when it is freed. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     struct daemon d = {0};
     enum config_result cr = config_from_command_line(argc, argv, &d.cfg, stdout, stderr);
     if (cr != CONFIG_RUN)

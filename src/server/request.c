@@ -147,14 +147,19 @@ static int parse_inputs(struct predict_request *req, const struct predict_limits
     return 0;
 }
 
-int predict_request_parse(char *body, size_t len, const struct predict_limits *limits,
-                          struct predict_request *req, struct service_error *e)
+/* Parses the body into req->root: one JSON value, and nothing after it but whitespace. */
+static int parse_json(struct predict_request *req, const char *json, size_t len, struct service_error *e)
 {
-    memset(req, 0, sizeof *req);
-    const char *json = body && len ? body : "";
-    if (body)
-        json_replace_nul_escapes(body, len);
-    req->root = cJSON_ParseWithLength(json, len);
+    size_t control = json_raw_control_byte(json, len);
+    if (control < len) {
+        unsigned c = (unsigned char)json[control];
+        return service_fail(e, ERROR_INVALID_JSON,
+                            "the request body is not valid JSON: a raw control character (0x%02x) at byte %zu; "
+                            "escape it inside a string (\\u%04x)",
+                            c, control, c);
+    }
+    const char *end = NULL;
+    req->root = cJSON_ParseWithLengthOpts(json, len, &end, false);
     if (!req->root) {
         /* cJSON refuses an unpaired surrogate escape as a parse error; it is invalid text. */
         if (json_has_lone_surrogate(json, len))
@@ -162,7 +167,23 @@ int predict_request_parse(char *body, size_t len, const struct predict_limits *l
                                 "a \\u escape encodes an unpaired UTF-16 surrogate, which is not valid text");
         return service_fail(e, ERROR_INVALID_JSON, "the request body is not valid JSON");
     }
-    if (parse_inputs(req, limits, e)) {
+    size_t rest = (size_t)(end - json);
+    while (rest < len && (json[rest] == ' ' || json[rest] == '\t' || json[rest] == '\r' || json[rest] == '\n'))
+        rest++;
+    if (rest < len)
+        return service_fail(e, ERROR_INVALID_JSON,
+                            "the request body is not valid JSON: data after the JSON value at byte %zu", rest);
+    return 0;
+}
+
+int predict_request_parse(char *body, size_t len, const struct predict_limits *limits,
+                          struct predict_request *req, struct service_error *e)
+{
+    memset(req, 0, sizeof *req);
+    const char *json = body && len ? body : "";
+    if (body)
+        json_replace_nul_escapes(body, len);
+    if (parse_json(req, json, len, e) || parse_inputs(req, limits, e)) {
         predict_request_free(req);
         return -1;
     }

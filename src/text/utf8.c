@@ -1,5 +1,7 @@
 #include "text/utf8.h"
 
+#include <string.h>
+
 int utf8_decode(const unsigned char *s, size_t n, int32_t *cp)
 {
     unsigned char b = s[0];
@@ -68,4 +70,23 @@ size_t utf8_validate(const char *s, size_t n)
         i += (size_t)len;
     }
     return n;
+}
+
+void utf8_copy_valid(char *out, size_t cap, const char *s, size_t n)
+{
+    static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, o = 0;
+    int32_t cp;
+    while (i < n) {
+        int len = p[i] < 0x80 ? 1 : utf8_decode(p + i, n - i, &cp);
+        const char *from = len ? s + i : replacement;
+        size_t bytes = len ? (size_t)len : 3;
+        if (o + bytes >= cap)
+            break;
+        memcpy(out + o, from, bytes);
+        o += bytes;
+        i += len ? (size_t)len : 1;
+    }
+    out[o] = '\0';
 }

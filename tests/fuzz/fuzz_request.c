@@ -1,9 +1,11 @@
 /* Fuzz target: the /predict body parser and validator (request.h) on arbitrary bodies. The
  * body is a heap copy of exactly the input's size and not NUL-terminated, as the daemon hands
  * it over, so a read past its end is caught. A small max_texts (8) puts the limit within reach.
- * Checks: success gives 1..max_texts NUL-terminated inputs matching the shape; failure gives
- * one of the parser's error kinds with a message and leaves nothing allocated. */
+ * Checks: success gives 1..max_texts NUL-terminated inputs matching the shape, from a body with
+ * no raw control byte in a string and nothing after its JSON value; failure gives one of the
+ * parser's error kinds with a message and leaves nothing allocated. */
 #include "fuzz_target.h"
+#include "common/json_text.h"
 #include "server/request.h"
 
 #include <stdint.h>
@@ -29,6 +31,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     FUZZ_ASSERT(req.root && req.n >= 1 && req.n <= MAX_TEXTS, "n %d", req.n);
+    /* Raw control bytes (a NUL would cut a text short) are refused, wherever they are. */
+    FUZZ_ASSERT(json_raw_control_byte((const char *)data, size) == size, "a raw control byte was accepted");
+    /* One value, then only whitespace: the last non-whitespace byte closes it. */
+    size_t last = size;
+    while (last > 0 && strchr(" \t\r\n", data[last - 1]) && data[last - 1])
+        last--;
+    FUZZ_ASSERT(last > 0 && (data[last - 1] == '}' || data[last - 1] == ']'), "data after the JSON value");
     switch (req.shape) {
     case SHAPE_TEXT:
         FUZZ_ASSERT(req.n == 1 && !req.pairs[0], "a single text");

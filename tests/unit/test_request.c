@@ -86,6 +86,25 @@ int main(void)
     expect_error("{\"inputs\": [\"a\", [\"b\", \"c\", \"d\"]]}", 4, ERROR_VALIDATION, "inputs[1]");
     expect_error("{\"inputs\": {}}", 4, ERROR_VALIDATION, "\"inputs\" must be");
 
+    /* One JSON value and nothing after it; no raw control character inside a string (RFC 8259). */
+    expect_error("{\"text\": \"a\"} xyz", 4, ERROR_INVALID_JSON, "data after the JSON value at byte 14");
+    expect_error("{\"text\": \"a\"}{\"text\": \"b\"}", 4, ERROR_INVALID_JSON, "after the JSON value");
+    expect_error("{\"text\": \"a\tb\"}", 4, ERROR_INVALID_JSON, "raw control character (0x09) at byte 11");
+    expect_error("{\"text\": \"a\x01\"}", 4, ERROR_INVALID_JSON, "(0x01)");
+    expect_error("{\"text\":\x02 \"a\"}", 4, ERROR_INVALID_JSON, "(0x02)");
+    CHECK(parse("\r\n{\"text\":\t\"a\\\"\\u0009\"}\n ", 4, &req, &e) == 0 && !strcmp(req.texts[0], "a\"\t"),
+          "whitespace around the value and escapes inside the string are fine: %s", e.msg);
+    predict_request_free(&req);
+    {
+        static const char nul_inside[] = "{\"text\":\"Profit\0 rose sharply.\"}";
+        char body[sizeof nul_inside];
+        memcpy(body, nul_inside, sizeof body);
+        struct predict_limits lim4 = {.max_texts = 4};
+        CHECK(predict_request_parse(body, sizeof body - 1, &lim4, &req, &e) == -1 && e.kind == ERROR_INVALID_JSON &&
+                  strstr(e.msg, "(0x00) at byte 15"),
+              "a raw NUL inside a string: %s", e.msg);
+    }
+
     struct predict_limits lim = {.max_texts = 4};
     CHECK(predict_request_parse(NULL, 0, &lim, &req, &e) == -1 && e.kind == ERROR_INVALID_JSON, "a NULL empty body");
     return test_finish("test_request");
