@@ -21,7 +21,8 @@ bool tokenizer_lowercases(const tokenizer *t);
 
 struct int_list {
     int32_t *v;
-    int n, cap;
+    int n;
+    size_t cap; /* ints v has room for */
 };
 
 /* One encoded input. Reuse it across calls: its buffers grow to the largest input seen
@@ -42,7 +43,8 @@ void encoding_free(encoding *e); /* frees the buffers; a zeroed encoding is read
  * empty; it grows as needed and keeps its buffers when reset (n = 0). */
 struct packed_tokens {
     int32_t *ids, *type_ids;
-    int n, cap;
+    int n;
+    size_t cap_ids, cap_type_ids; /* what each has room for */
 };
 
 /* Appends e's tokens; -1 if out of memory (p unchanged). */

@@ -8,6 +8,7 @@
  * (build/make-random-model). */
 #include "cli/cli.h"
 #include "common/bs_error.h"
+#include "common/buffer.h"
 #include "common/clock.h"
 #include "common/cpu_budget.h"
 #include "engine/bert.h"
@@ -109,23 +110,18 @@ static int bench_texts(const struct options *o, bert_model *m)
     }
     /* Every text's tokens, end to end, and where each starts. */
     struct packed_tokens all = {0};
-    int *starts = NULL, *lens = NULL, n = 0, cap = 0, rc = 0;
+    int *starts = NULL, *lens = NULL, n = 0, rc = 0;
+    size_t cap_starts = 0, cap_lens = 0;
     encoding e = {0};
     char line[65536];
     while (rc == 0 && fgets(line, sizeof line, f)) {
         size_t len = strcspn(line, "\r\n");
         if (len == 0)
             continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 1024;
-            int *s2 = realloc(starts, sizeof *s2 * (size_t)cap), *l2 = s2 ? realloc(lens, sizeof *l2 * (size_t)cap) : NULL;
-            if (s2)
-                starts = s2;
-            if (!l2) {
-                rc = bs_fail(err, "out of memory");
-                break;
-            }
-            lens = l2;
+        if (grow_array(&starts, &cap_starts, (size_t)n + 1, sizeof *starts) ||
+            grow_array(&lens, &cap_lens, (size_t)n + 1, sizeof *lens)) {
+            rc = bs_fail(err, "out of memory");
+            break;
         }
         starts[n] = all.n;
         if (tokenizer_encode(tok, line, len, NULL, 0, m->cfg.max_positions, &e, err) ||

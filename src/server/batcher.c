@@ -1,6 +1,7 @@
 #include "server/batcher.h"
 
 #include "common/bs_error.h"
+#include "common/buffer.h"
 #include "common/clock.h"
 #include "engine/bert.h"
 
@@ -34,46 +35,28 @@ struct batch_item {
     int seq;
 };
 
-/* A worker's own buffers: the batch being run, its logits and its forward-pass state. */
+/* A worker's own buffers: the batch being run, its logits and its forward-pass state. Each
+ * array's cap counts the elements it has room for. */
 struct worker_state {
     struct batch_item *items;
-    int32_t *ids, *type_ids;
     int *lens;
     float *logits;
-    int cap_items;
-    size_t cap_tokens;
+    int32_t *ids, *type_ids;
+    size_t cap_items, cap_lens, cap_logits, cap_ids, cap_type_ids;
     bert_scratch scratch;
 };
 
 /* Makes room for n_items texts and n_tokens tokens. Called under the pool lock for every text
- * taken, so capacities double rather than grow by one. */
+ * taken, so capacities double (grow_array) rather than grow by one. */
 static int grow(struct worker_state *w, int n_items, size_t n_tokens, int n_labels)
 {
-    if (n_items > w->cap_items) {
-        int cap = n_items > 2 * w->cap_items ? n_items : 2 * w->cap_items;
-        struct batch_item *items = realloc(w->items, (size_t)cap * sizeof *items);
-        int *lens = items ? realloc(w->lens, (size_t)cap * sizeof *lens) : NULL;
-        if (items)
-            w->items = items;
-        if (lens)
-            w->lens = lens;
-        float *logits = lens ? realloc(w->logits, (size_t)cap * (size_t)n_labels * sizeof *logits) : NULL;
-        if (!logits)
-            return -1;
-        w->logits = logits;
-        w->cap_items = cap;
-    }
-    if (n_tokens > w->cap_tokens) {
-        size_t cap = n_tokens > 2 * w->cap_tokens ? n_tokens : 2 * w->cap_tokens;
-        int32_t *ids = realloc(w->ids, cap * sizeof *ids);
-        if (ids)
-            w->ids = ids;
-        int32_t *types = ids ? realloc(w->type_ids, cap * sizeof *types) : NULL;
-        if (!types)
-            return -1;
-        w->type_ids = types;
-        w->cap_tokens = cap;
-    }
+    size_t items = (size_t)n_items;
+    if (grow_array(&w->items, &w->cap_items, items, sizeof *w->items) ||
+        grow_array(&w->lens, &w->cap_lens, items, sizeof *w->lens) ||
+        grow_array(&w->logits, &w->cap_logits, items * (size_t)n_labels, sizeof *w->logits) ||
+        grow_array(&w->ids, &w->cap_ids, n_tokens, sizeof *w->ids) ||
+        grow_array(&w->type_ids, &w->cap_type_ids, n_tokens, sizeof *w->type_ids))
+        return -1;
     return 0;
 }
 

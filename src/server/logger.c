@@ -1,5 +1,7 @@
 #include "server/logger.h"
 
+#include "common/buffer.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,104 +20,72 @@ static void timestamp(char out[32])
 
 /* Text format: plain words stay bare, anything with spaces, quotes or '=' is JSON-quoted so a
  * line always splits back into its fields. */
-static void append_text_value(char **buf, size_t *len, size_t *cap, const cJSON *v);
-
-static int grow(char **buf, size_t *cap, size_t need)
+static int append_text_value(struct buffer *line, const cJSON *v)
 {
-    if (need <= *cap)
-        return 0;
-    size_t cap2 = need * 2;
-    char *b = realloc(*buf, cap2);
-    if (!b)
-        return -1;
-    *buf = b;
-    *cap = cap2;
-    return 0;
-}
-
-static void append(char **buf, size_t *len, size_t *cap, const char *s)
-{
-    size_t n = strlen(s);
-    if (grow(buf, cap, *len + n + 1))
-        return;
-    memcpy(*buf + *len, s, n + 1);
-    *len += n;
-}
-
-static void append_text_value(char **buf, size_t *len, size_t *cap, const cJSON *v)
-{
-    char num[64];
+    if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        return buffer_appendf(line, d == floor(d) && fabs(d) < 1e15 ? "%.0f" : "%.3f", d);
+    }
+    if (cJSON_IsBool(v))
+        return buffer_appendf(line, "%s", cJSON_IsTrue(v) ? "true" : "false");
     if (cJSON_IsString(v)) {
         const char *s = v->valuestring;
         bool bare = *s != '\0';
         for (const char *c = s; *c && bare; c++)
             bare = (unsigned char)*c > ' ' && *c != '"' && *c != '=' && (unsigned char)*c < 0x7f;
-        if (bare) {
-            append(buf, len, cap, s);
-            return;
-        }
-        char *quoted = cJSON_PrintUnformatted(v);
-        if (quoted)
-            append(buf, len, cap, quoted);
-        free(quoted);
-    } else if (cJSON_IsNumber(v)) {
-        double d = v->valuedouble;
-        if (d == floor(d) && fabs(d) < 1e15)
-            snprintf(num, sizeof num, "%.0f", d);
-        else
-            snprintf(num, sizeof num, "%.3f", d);
-        append(buf, len, cap, num);
-    } else if (cJSON_IsBool(v)) {
-        append(buf, len, cap, cJSON_IsTrue(v) ? "true" : "false");
-    } else {
-        char *s = cJSON_PrintUnformatted(v);
-        if (s)
-            append(buf, len, cap, s);
-        free(s);
+        if (bare)
+            return buffer_appendf(line, "%s", s);
     }
+    char *json = cJSON_PrintUnformatted(v); /* a quoted string, or an array or object */
+    int rc = json ? buffer_appendf(line, "%s", json) : -1;
+    free(json);
+    return rc;
+}
+
+/* The JSON format: one object, the time and the event name first. */
+static int append_json(struct buffer *line, const char *ts, const char *event, cJSON *fields)
+{
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "time", ts);
+    cJSON_AddStringToObject(out, "event", event);
+    if (fields) {
+        cJSON *f;
+        while ((f = fields->child)) {
+            const char *name = f->string;
+            cJSON_DetachItemViaPointer(fields, f);
+            cJSON_AddItemToObject(out, name, f); /* cJSON copies the key */
+        }
+    }
+    char *json = cJSON_PrintUnformatted(out);
+    cJSON_Delete(out);
+    int rc = json ? buffer_appendf(line, "%s", json) : -1;
+    free(json);
+    return rc;
+}
+
+static int append_text(struct buffer *line, const char *ts, const char *event, const cJSON *fields)
+{
+    int rc = buffer_appendf(line, "%s %s", ts, event);
+    for (const cJSON *f = fields ? fields->child : NULL; rc == 0 && f; f = f->next) {
+        rc = buffer_appendf(line, " %s=", f->string);
+        if (rc == 0)
+            rc = append_text_value(line, f);
+    }
+    return rc;
 }
 
 void log_event(bool json, const char *event, cJSON *fields)
 {
     char ts[32];
     timestamp(ts);
-    char *line = NULL;
-    size_t len = 0, cap = 0;
-    if (json) {
-        cJSON *out = cJSON_CreateObject();
-        cJSON_AddStringToObject(out, "time", ts);
-        cJSON_AddStringToObject(out, "event", event);
-        if (fields) {
-            cJSON *f;
-            while ((f = fields->child)) {
-                const char *name = f->string;
-                cJSON_DetachItemViaPointer(fields, f);
-                cJSON_AddItemToObject(out, name, f); /* cJSON copies the key */
-            }
-        }
-        line = cJSON_PrintUnformatted(out);
-        cJSON_Delete(out);
-        if (line) {
-            len = strlen(line);
-            cap = len + 1;
-        }
-    } else {
-        append(&line, &len, &cap, ts);
-        append(&line, &len, &cap, " ");
-        append(&line, &len, &cap, event);
-        for (const cJSON *f = fields ? fields->child : NULL; f; f = f->next) {
-            append(&line, &len, &cap, " ");
-            append(&line, &len, &cap, f->string);
-            append(&line, &len, &cap, "=");
-            append_text_value(&line, &len, &cap, f);
-        }
-    }
+    struct buffer line = {0};
+    int rc = json ? append_json(&line, ts, event, fields) : append_text(&line, ts, event, fields);
     cJSON_Delete(fields);
-    if (!line)
-        return;
-    append(&line, &len, &cap, "\n");
-    /* One write per line, so lines from different threads never interleave. */
-    fwrite(line, 1, len, stderr);
-    fflush(stderr);
-    free(line);
+    /* One write per line, so lines from different threads never interleave; a line that ran
+     * out of memory is dropped whole rather than written in part. */
+    if (rc == 0 && buffer_appendf(&line, "\n") == 0) {
+        fwrite(line.data, 1, line.len, stderr);
+        fflush(stderr);
+    }
+    buffer_free(&line);
 }

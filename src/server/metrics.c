@@ -1,5 +1,7 @@
 #include "server/metrics.h"
 
+#include "common/buffer.h"
+
 #include <dirent.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -222,9 +224,10 @@ void metrics_prediction(metrics *m, int label, double confidence)
 
 /* ---- exposition ------------------------------------------------------------------- */
 
+/* The exposition being written. After the first failed put the rest are skipped, and
+ * metrics_render returns NULL. */
 struct out {
-    char *s;
-    size_t len, cap;
+    struct buffer text;
     bool oom;
 };
 
@@ -233,28 +236,10 @@ static void put(struct out *o, const char *fmt, ...)
 {
     if (o->oom)
         return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(o->s + o->len, o->cap - o->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            o->oom = true;
-            return;
-        }
-        if ((size_t)n < o->cap - o->len) {
-            o->len += (size_t)n;
-            return;
-        }
-        size_t cap = (o->cap + (size_t)n + 1) * 2;
-        char *s = realloc(o->s, cap);
-        if (!s) {
-            o->oom = true;
-            return;
-        }
-        o->s = s;
-        o->cap = cap;
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    o->oom = buffer_vappendf(&o->text, fmt, ap) != 0;
+    va_end(ap);
 }
 
 /* A label value with \, " and newline escaped as the text format requires. */
@@ -346,10 +331,7 @@ static void put_process(struct out *o, double start_time)
 
 char *metrics_render(metrics *m, size_t *len)
 {
-    /* Start with a buffer, so put() never does arithmetic on a NULL pointer. */
-    struct out o = {.s = malloc(16384), .cap = 16384};
-    if (!o.s)
-        return NULL;
+    struct out o = {.oom = false};
     pthread_mutex_lock(&m->lock);
     put_header(&o, "bertserve_requests_total", "counter", "HTTP requests answered, by route, method and status code.");
     for (int r = 0; r < ROUTE_COUNT; r++)
@@ -406,9 +388,9 @@ char *metrics_render(metrics *m, size_t *len)
     pthread_mutex_unlock(&m->lock);
     put_process(&o, start);
     if (o.oom) {
-        free(o.s);
+        buffer_free(&o.text);
         return NULL;
     }
-    *len = o.len;
-    return o.s;
+    *len = o.text.len;
+    return o.text.data;
 }

@@ -1,6 +1,7 @@
 #include "text/tokenizer.h"
 
 #include "common/bs_error.h"
+#include "common/buffer.h"
 #include "common/fileio.h"
 #include "text/normalizer.h"
 #include "text/utf8.h"
@@ -142,32 +143,18 @@ bool tokenizer_lowercases(const tokenizer *t) { return t->lowercase; }
 
 static int list_push(struct int_list *l, int32_t x)
 {
-    if (l->n == l->cap) {
-        int cap = l->cap ? l->cap * 2 : 64;
-        int32_t *v = realloc(l->v, (size_t)cap * sizeof *v);
-        if (!v)
-            return -1;
-        l->v = v;
-        l->cap = cap;
-    }
+    if ((size_t)l->n == l->cap && grow_array(&l->v, &l->cap, (size_t)l->n + 1, sizeof *l->v))
+        return -1;
     l->v[l->n++] = x;
     return 0;
 }
 
 int packed_tokens_append(struct packed_tokens *p, const encoding *e)
 {
-    if (p->n + e->n > p->cap) {
-        int cap = (p->n + e->n) * 2;
-        int32_t *ids = realloc(p->ids, (size_t)cap * sizeof *ids);
-        if (ids)
-            p->ids = ids;
-        int32_t *types = realloc(p->type_ids, (size_t)cap * sizeof *types);
-        if (types)
-            p->type_ids = types;
-        if (!ids || !types)
-            return -1;
-        p->cap = cap;
-    }
+    size_t need = (size_t)p->n + (size_t)e->n;
+    if (grow_array(&p->ids, &p->cap_ids, need, sizeof *p->ids) ||
+        grow_array(&p->type_ids, &p->cap_type_ids, need, sizeof *p->type_ids))
+        return -1;
     memcpy(p->ids + p->n, e->ids, (size_t)e->n * sizeof *e->ids);
     memcpy(p->type_ids + p->n, e->type_ids, (size_t)e->n * sizeof *e->type_ids);
     p->n += e->n;

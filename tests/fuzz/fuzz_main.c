@@ -4,6 +4,10 @@
  *                           skipped) through LLVMFuzzerTestOneInput once
  * A crash or a sanitizer report fails the run, as under libFuzzer; so do a missing path and
  * an empty run, so that a misconfigured test cannot pass by replaying nothing. */
+#include "common/bs_error.h"
+#include "common/buffer.h"
+#include "common/fileio.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
@@ -19,40 +23,21 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
  * so AddressSanitizer sees a read one byte past the end, as libFuzzer's would. */
 static int replay_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "fuzz replay: cannot open %s: %s\n", path, strerror(errno));
+    char err[BS_ERR_LEN];
+    size_t len;
+    char *text = read_whole_file(path, &len, err);
+    if (!text) {
+        fprintf(stderr, "fuzz replay: cannot read %s\n", err);
         return -1;
     }
-    uint8_t *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 4096;
-            uint8_t *grown = realloc(buf, cap);
-            if (!grown) {
-                free(buf);
-                fclose(f);
-                fprintf(stderr, "fuzz replay: out of memory reading %s\n", path);
-                return -1;
-            }
-            buf = grown;
-        }
-        size_t n = fread(buf + len, 1, cap - len, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    uint8_t *exact = bad ? NULL : malloc(len ? len : 1);
+    uint8_t *exact = malloc(len ? len : 1);
     if (!exact) {
-        free(buf);
-        fprintf(stderr, "fuzz replay: cannot read %s\n", path);
+        free(text);
+        fprintf(stderr, "fuzz replay: out of memory reading %s\n", path);
         return -1;
     }
-    memcpy(exact, buf, len);
-    free(buf);
+    memcpy(exact, text, len);
+    free(text);
     LLVMFuzzerTestOneInput(exact, len);
     free(exact);
     return 0;
@@ -78,16 +63,7 @@ static int replay_dir(const char *dir)
     for (struct dirent *e; (e = readdir(d));) {
         if (e->d_name[0] == '.')
             continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **grown = realloc(names, cap * sizeof *names);
-            if (!grown) {
-                rc = -1;
-                break;
-            }
-            names = grown;
-        }
-        if (!(names[n] = strdup(e->d_name))) {
+        if (grow_array(&names, &cap, n + 1, sizeof *names) || !(names[n] = strdup(e->d_name))) {
             rc = -1;
             break;
         }

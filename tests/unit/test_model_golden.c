@@ -2,6 +2,7 @@
  * of every golden model, within the tolerances of shared/golden/README.md. */
 #include "check.h"
 #include "common/bs_error.h"
+#include "common/buffer.h"
 #include "common/fileio.h"
 #include "common/sha256.h"
 #include "engine/bert.h"
@@ -31,8 +32,9 @@ typedef struct {
     int *lens;
     float *want;        /* n_seqs x n_labels */
     char **labels;      /* expected label per sequence, or NULL */
-    size_t n_tokens, cap_tokens;
-    int n_seqs, cap_seqs;
+    size_t n_tokens;
+    int n_seqs;
+    size_t cap_ids, cap_types, cap_lens, cap_want, cap_labels; /* elements each has room for */
 } packed;
 
 static void packed_reset(packed *p)
@@ -54,13 +56,17 @@ static void packed_free(packed *p)
     memset(p, 0, sizeof *p);
 }
 
+static void out_of_memory(void)
+{
+    fprintf(stderr, "FAIL: out of memory\n");
+    exit(1);
+}
+
 static void *grow(void *ptr, size_t n, size_t size)
 {
     void *q = realloc(ptr, n * size);
-    if (!q) {
-        fprintf(stderr, "FAIL: out of memory\n");
-        exit(1);
-    }
+    if (!q)
+        out_of_memory();
     return q;
 }
 
@@ -71,17 +77,13 @@ static void packed_add(packed *p, const cJSON *ids, const cJSON *types, int len,
 {
     if (len < 0)
         len = cJSON_GetArraySize(ids);
-    if (p->n_tokens + (size_t)len > p->cap_tokens) {
-        p->cap_tokens = (p->n_tokens + (size_t)len) * 2;
-        p->ids = grow(p->ids, p->cap_tokens, sizeof *p->ids);
-        p->types = grow(p->types, p->cap_tokens, sizeof *p->types);
-    }
-    if (p->n_seqs == p->cap_seqs) {
-        p->cap_seqs = p->cap_seqs ? 2 * p->cap_seqs : 64;
-        p->lens = grow(p->lens, (size_t)p->cap_seqs, sizeof *p->lens);
-        p->want = grow(p->want, (size_t)p->cap_seqs * n_labels, sizeof *p->want);
-        p->labels = grow(p->labels, (size_t)p->cap_seqs, sizeof *p->labels);
-    }
+    size_t tokens = p->n_tokens + (size_t)len, seqs = (size_t)p->n_seqs + 1;
+    if (grow_array(&p->ids, &p->cap_ids, tokens, sizeof *p->ids) ||
+        grow_array(&p->types, &p->cap_types, tokens, sizeof *p->types) ||
+        grow_array(&p->lens, &p->cap_lens, seqs, sizeof *p->lens) ||
+        grow_array(&p->want, &p->cap_want, seqs * (size_t)n_labels, sizeof *p->want) ||
+        grow_array(&p->labels, &p->cap_labels, seqs, sizeof *p->labels))
+        out_of_memory();
     const cJSON *id = ids->child, *ty = types ? types->child : NULL;
     for (int t = 0; t < len; t++) {
         p->ids[p->n_tokens + t] = id ? (int32_t)id->valueint : -1;
