@@ -76,23 +76,37 @@ static void hist_observe(struct histogram *h, double v)
     h->sum += v;
 }
 
-/* Process start from /proc: field 22 of /proc/self/stat (ticks after boot) plus btime. */
-static double process_start_time(void)
+/* The fields of /proc/self/stat (see proc(5)) the process metrics use, in clock ticks. */
+struct proc_stat {
+    unsigned long long utime, stime; /* CPU time in user and in kernel mode (fields 14, 15) */
+    unsigned long long start_time;   /* when the process started, after boot (field 22) */
+};
+
+static int read_proc_stat(struct proc_stat *s)
 {
     char buf[1024];
     FILE *f = fopen("/proc/self/stat", "r");
     if (!f)
-        return 0;
+        return -1;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = '\0';
-    char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
-    unsigned long long start = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-                     &start) != 1)
+    /* Field 2, the command name, may hold spaces and parentheses: field 3 starts after the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu",
+                     &s->utime, &s->stime, &s->start_time) != 3)
+        return -1;
+    return 0;
+}
+
+/* Process start in seconds since the epoch: its ticks after boot plus the boot time (btime). */
+static double process_start_time(void)
+{
+    struct proc_stat stat;
+    if (read_proc_stat(&stat))
         return 0;
     unsigned long long btime = 0;
-    f = fopen("/proc/stat", "r");
+    FILE *f = fopen("/proc/stat", "r");
     if (!f)
         return 0;
     char line[256];
@@ -100,7 +114,7 @@ static double process_start_time(void)
         if (sscanf(line, "btime %llu", &btime) == 1)
             break;
     fclose(f);
-    return (double)btime + (double)start / (double)sysconf(_SC_CLK_TCK);
+    return (double)btime + (double)stat.start_time / (double)sysconf(_SC_CLK_TCK);
 }
 
 metrics *metrics_create(const bert_config *cfg, const char *model, const char *version, const char *precision)
@@ -284,20 +298,12 @@ static void put_histogram(struct out *o, const char *name, const char *labels, c
 
 static void put_process(struct out *o, double start_time)
 {
-    char buf[1024];
-    FILE *f = fopen("/proc/self/stat", "r");
-    if (f) {
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        char *p = strrchr(buf, ')');
-        unsigned long utime, stime;
-        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) == 2) {
-            put_header(o, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
-            put(o, "process_cpu_seconds_total %.2f\n", (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK));
-        }
+    struct proc_stat stat;
+    if (read_proc_stat(&stat) == 0) {
+        put_header(o, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+        put(o, "process_cpu_seconds_total %.2f\n", (double)(stat.utime + stat.stime) / (double)sysconf(_SC_CLK_TCK));
     }
-    f = fopen("/proc/self/statm", "r");
+    FILE *f = fopen("/proc/self/statm", "r");
     if (f) {
         unsigned long size, resident;
         if (fscanf(f, "%lu %lu", &size, &resident) == 2) {
