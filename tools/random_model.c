@@ -15,13 +15,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-struct tensor {
-    char name[96];
-    int rank;
-    long shape[2];
-    float base; /* 1 for LayerNorm gammas, else 0 */
-};
-
 static double uniform(uint64_t *state) /* splitmix64 -> (0, 1) */
 {
     uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
@@ -37,18 +30,15 @@ static float normal(uint64_t *state) /* Box-Muller */
     return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * uniform(state)));
 }
 
-static int add(struct tensor *t, int *n, const char *name, long rows, long cols, float base)
-{
-    struct tensor *x = &t[(*n)++];
-    snprintf(x->name, sizeof x->name, "%s", name);
-    x->rank = cols ? 2 : 1;
-    x->shape[0] = rows;
-    x->shape[1] = cols;
-    x->base = base;
-    return 0;
-}
+static long numel(const bert_tensor *t) { return (long)(t->ndim == 2 ? t->shape[0] * t->shape[1] : t->shape[0]); }
 
-static long numel(const struct tensor *t) { return t->rank == 2 ? t->shape[0] * t->shape[1] : t->shape[0]; }
+/* LayerNorm gains are 1 plus the noise; every other tensor is the noise alone. */
+static float base_value(const bert_tensor *t)
+{
+    static const char gain[] = "LayerNorm.weight";
+    size_t len = strlen(t->name), gain_len = sizeof gain - 1;
+    return len >= gain_len && !strcmp(t->name + len - gain_len, gain) ? 1.0f : 0.0f;
+}
 
 static int copy_file(const char *from, const char *to)
 {
@@ -75,61 +65,27 @@ long random_model_write(const char *config_path, const char *out, unsigned long 
         return bs_fail(err, "%s: %s", out, strerror(errno));
     }
 
-    int n_max = 9 + 16 * c.n_layers, n = 0; /* 5 embedding, 16 per layer, 4 head tensors */
-    struct tensor *t = calloc((size_t)n_max, sizeof *t);
-    if (!t) {
-        bert_config_free(&c);
-        return bs_fail(err, "out of memory");
-    }
-    long H = c.hidden, I = c.intermediate;
-    add(t, &n, "bert.embeddings.word_embeddings.weight", c.vocab_size, H, 0);
-    add(t, &n, "bert.embeddings.position_embeddings.weight", c.max_positions, H, 0);
-    add(t, &n, "bert.embeddings.token_type_embeddings.weight", c.type_vocab_size, H, 0);
-    add(t, &n, "bert.embeddings.LayerNorm.weight", H, 0, 1);
-    add(t, &n, "bert.embeddings.LayerNorm.bias", H, 0, 0);
-    for (int l = 0; l < c.n_layers; l++) {
-        static const struct { const char *suffix; int rows_i, cols_h; float base; } parts[] = {
-            {"attention.self.query.weight", 0, 1, 0}, {"attention.self.query.bias", 0, 0, 0},
-            {"attention.self.key.weight", 0, 1, 0},   {"attention.self.key.bias", 0, 0, 0},
-            {"attention.self.value.weight", 0, 1, 0}, {"attention.self.value.bias", 0, 0, 0},
-            {"attention.output.dense.weight", 0, 1, 0}, {"attention.output.dense.bias", 0, 0, 0},
-            {"attention.output.LayerNorm.weight", 0, 0, 1}, {"attention.output.LayerNorm.bias", 0, 0, 0},
-            {"intermediate.dense.weight", 1, 1, 0},   {"intermediate.dense.bias", 1, 0, 0},
-            {"output.dense.weight", 0, 2, 0},         {"output.dense.bias", 0, 0, 0},
-            {"output.LayerNorm.weight", 0, 0, 1},     {"output.LayerNorm.bias", 0, 0, 0},
-        };
-        for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++) {
-            char name[96];
-            snprintf(name, sizeof name, "bert.encoder.layer.%d.%s", l, parts[k].suffix);
-            long rows = parts[k].rows_i ? I : H;
-            long cols = parts[k].cols_h == 1 ? H : parts[k].cols_h == 2 ? I : 0;
-            add(t, &n, name, rows, cols, parts[k].base);
-        }
-    }
-    add(t, &n, "bert.pooler.dense.weight", H, H, 0);
-    add(t, &n, "bert.pooler.dense.bias", H, 0, 0);
-    add(t, &n, "classifier.weight", c.n_labels, H, 0);
-    add(t, &n, "classifier.bias", c.n_labels, 0, 0);
-
+    int n = bert_tensor_count(&c);
     /* header: tensors in the order written, data offsets back to back */
     size_t cap = 256 + (size_t)n * 256, len = 0; /* a tensor's entry is under 200 bytes */
     char *header = malloc(cap);
     if (!header) {
-        free(t);
         bert_config_free(&c);
         return bs_fail(err, "out of memory");
     }
     long offset = 0;
     len += (size_t)snprintf(header + len, cap - len, "{\"__metadata__\":{\"format\":\"pt\"}");
     for (int i = 0; i < n; i++) {
-        long bytes = numel(&t[i]) * 4;
-        if (t[i].rank == 2)
+        bert_tensor t;
+        bert_tensor_describe(&c, i, &t);
+        long bytes = numel(&t) * 4;
+        if (t.ndim == 2)
             len += (size_t)snprintf(header + len, cap - len, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%ld,%ld],"
-                                    "\"data_offsets\":[%ld,%ld]}", t[i].name, t[i].shape[0], t[i].shape[1],
+                                    "\"data_offsets\":[%ld,%ld]}", t.name, (long)t.shape[0], (long)t.shape[1],
                                     offset, offset + bytes);
         else
             len += (size_t)snprintf(header + len, cap - len, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%ld],"
-                                    "\"data_offsets\":[%ld,%ld]}", t[i].name, t[i].shape[0], offset, offset + bytes);
+                                    "\"data_offsets\":[%ld,%ld]}", t.name, (long)t.shape[0], offset, offset + bytes);
         offset += bytes;
     }
     len += (size_t)snprintf(header + len, cap - len, "}");
@@ -142,7 +98,6 @@ long random_model_write(const char *config_path, const char *out, unsigned long 
     if (!f) {
         bs_fail(err, "%s: %s", path, strerror(errno));
         free(header);
-        free(t);
         bert_config_free(&c);
         return -1;
     }
@@ -150,10 +105,13 @@ long random_model_write(const char *config_path, const char *out, unsigned long 
     int ok = fwrite(&header_len, 8, 1, f) == 1 && fwrite(header, 1, len, f) == len;
     float *buf = malloc(sizeof(float) * 1 << 20);
     for (int i = 0; ok && buf && i < n; i++) {
-        for (long done = 0, total = numel(&t[i]); ok && done < total;) {
+        bert_tensor t;
+        bert_tensor_describe(&c, i, &t);
+        float base = base_value(&t);
+        for (long done = 0, total = numel(&t); ok && done < total;) {
             long chunk = total - done < (1 << 20) ? total - done : (1 << 20);
             for (long k = 0; k < chunk; k++)
-                buf[k] = t[i].base + 0.02f * normal(&rng);
+                buf[k] = base + 0.02f * normal(&rng);
             ok = fwrite(buf, sizeof(float), (size_t)chunk, f) == (size_t)chunk;
             done += chunk;
         }
@@ -161,7 +119,6 @@ long random_model_write(const char *config_path, const char *out, unsigned long 
     ok = buf && (fclose(f) == 0) && ok;
     free(buf);
     free(header);
-    free(t);
 
     char dir[BS_PATH_LEN], from[BS_PATH_LEN], to[BS_PATH_LEN];
     snprintf(dir, sizeof dir, "%s", config_path);

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define BERT_MAX_LABELS 256
 
@@ -46,6 +47,20 @@ typedef struct {
  * tensor or field on failure. */
 bert_model *bert_model_load(const char *dir, char *err);
 void bert_model_free(bert_model *m);
+
+/* The tensors of a checkpoint, in the order tools/random_model.c writes them (the loader finds
+ * them by name, in any order): the embeddings', each layer's in turn, then the pooler's and the
+ * classifier's. One table in model.c names them all. */
+typedef struct {
+    char name[96];    /* HF's name, e.g. "bert.encoder.layer.3.attention.self.query.weight" */
+    int ndim;         /* 2 for a matrix [rows][cols], 1 for a vector [rows] */
+    int64_t shape[2]; /* as config.json implies */
+} bert_tensor;
+
+/* How many tensors a checkpoint for config c holds. */
+int bert_tensor_count(const bert_config *c);
+/* Tensor i of a checkpoint for config c, 0 <= i < bert_tensor_count(c). */
+void bert_tensor_describe(const bert_config *c, int i, bert_tensor *t);
 
 /* Parses dir/config.json alone (used by bert_model_load, and by tools that make weights). */
 int bert_config_load(const char *path, bert_config *cfg, char *err);

@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,64 +229,114 @@ static int pack_weights(bert_model *m, const char *path, char *err)
     return 0;
 }
 
-typedef struct {
-    char name[128];
-    float *dst;
-    int ndim;
-    int64_t shape[2];
-    const st_tensor *t;
-} wanted;
+/* ---- the checkpoint's tensors ---- */
 
-static void want(wanted *w, int *n, float *dst, int64_t rows, int64_t cols, const char *fmt, int layer)
+/* A tensor's dimensions, in terms of the config. */
+enum dim { DIM_NONE, DIM_HIDDEN, DIM_INTERMEDIATE, DIM_VOCAB, DIM_POSITIONS, DIM_TYPES, DIM_LABELS };
+
+/* One tensor of a checkpoint, and where the loader puts it: dst is the offset of a float *
+ * field of bert_model (of bert_layer for a layer's tensors), and block says which rows x cols
+ * block of that array it fills (Q, K and V lie stacked in qkv_w and qkv_b, so a single GEMM
+ * computes all three). */
+struct tensor_spec {
+    const char *name; /* a layer's tensors hold %d for the layer number */
+    enum dim rows, cols; /* cols DIM_NONE: a vector of rows */
+    size_t dst;
+    int block;
+};
+
+#define IN_MODEL(field) offsetof(bert_model, field)
+#define IN_LAYER(field) offsetof(bert_layer, field)
+
+static const struct tensor_spec embedding_tensors[] = {
+    {"bert.embeddings.word_embeddings.weight", DIM_VOCAB, DIM_HIDDEN, IN_MODEL(word_emb), 0},
+    {"bert.embeddings.position_embeddings.weight", DIM_POSITIONS, DIM_HIDDEN, IN_MODEL(pos_emb), 0},
+    {"bert.embeddings.token_type_embeddings.weight", DIM_TYPES, DIM_HIDDEN, IN_MODEL(type_emb), 0},
+    {"bert.embeddings.LayerNorm.weight", DIM_HIDDEN, DIM_NONE, IN_MODEL(emb_ln_g), 0},
+    {"bert.embeddings.LayerNorm.bias", DIM_HIDDEN, DIM_NONE, IN_MODEL(emb_ln_b), 0},
+};
+
+static const struct tensor_spec layer_tensors[] = {
+    {"bert.encoder.layer.%d.attention.self.query.weight", DIM_HIDDEN, DIM_HIDDEN, IN_LAYER(qkv_w), 0},
+    {"bert.encoder.layer.%d.attention.self.query.bias", DIM_HIDDEN, DIM_NONE, IN_LAYER(qkv_b), 0},
+    {"bert.encoder.layer.%d.attention.self.key.weight", DIM_HIDDEN, DIM_HIDDEN, IN_LAYER(qkv_w), 1},
+    {"bert.encoder.layer.%d.attention.self.key.bias", DIM_HIDDEN, DIM_NONE, IN_LAYER(qkv_b), 1},
+    {"bert.encoder.layer.%d.attention.self.value.weight", DIM_HIDDEN, DIM_HIDDEN, IN_LAYER(qkv_w), 2},
+    {"bert.encoder.layer.%d.attention.self.value.bias", DIM_HIDDEN, DIM_NONE, IN_LAYER(qkv_b), 2},
+    {"bert.encoder.layer.%d.attention.output.dense.weight", DIM_HIDDEN, DIM_HIDDEN, IN_LAYER(attn_out_w), 0},
+    {"bert.encoder.layer.%d.attention.output.dense.bias", DIM_HIDDEN, DIM_NONE, IN_LAYER(attn_out_b), 0},
+    {"bert.encoder.layer.%d.attention.output.LayerNorm.weight", DIM_HIDDEN, DIM_NONE, IN_LAYER(ln1_g), 0},
+    {"bert.encoder.layer.%d.attention.output.LayerNorm.bias", DIM_HIDDEN, DIM_NONE, IN_LAYER(ln1_b), 0},
+    {"bert.encoder.layer.%d.intermediate.dense.weight", DIM_INTERMEDIATE, DIM_HIDDEN, IN_LAYER(ffn_in_w), 0},
+    {"bert.encoder.layer.%d.intermediate.dense.bias", DIM_INTERMEDIATE, DIM_NONE, IN_LAYER(ffn_in_b), 0},
+    {"bert.encoder.layer.%d.output.dense.weight", DIM_HIDDEN, DIM_INTERMEDIATE, IN_LAYER(ffn_out_w), 0},
+    {"bert.encoder.layer.%d.output.dense.bias", DIM_HIDDEN, DIM_NONE, IN_LAYER(ffn_out_b), 0},
+    {"bert.encoder.layer.%d.output.LayerNorm.weight", DIM_HIDDEN, DIM_NONE, IN_LAYER(ln2_g), 0},
+    {"bert.encoder.layer.%d.output.LayerNorm.bias", DIM_HIDDEN, DIM_NONE, IN_LAYER(ln2_b), 0},
+};
+
+static const struct tensor_spec head_tensors[] = {
+    {"bert.pooler.dense.weight", DIM_HIDDEN, DIM_HIDDEN, IN_MODEL(pool_w), 0},
+    {"bert.pooler.dense.bias", DIM_HIDDEN, DIM_NONE, IN_MODEL(pool_b), 0},
+    {"classifier.weight", DIM_LABELS, DIM_HIDDEN, IN_MODEL(cls_w), 0},
+    {"classifier.bias", DIM_LABELS, DIM_NONE, IN_MODEL(cls_b), 0},
+};
+
+#define COUNT(table) (int)(sizeof table / sizeof table[0])
+
+int bert_tensor_count(const bert_config *c)
 {
-    wanted *x = &w[(*n)++];
-    snprintf(x->name, sizeof x->name, fmt, layer);
-    x->dst = dst;
-    x->ndim = cols ? 2 : 1;
-    x->shape[0] = rows;
-    x->shape[1] = cols;
-    x->t = NULL;
+    return COUNT(embedding_tensors) + c->n_layers * COUNT(layer_tensors) + COUNT(head_tensors);
 }
 
-/* Every tensor the forward pass needs, with its destination and the shape the config implies. */
-static int wanted_list(bert_model *m, wanted *w)
+/* Tensor i's entry in the tables; *layer is its layer, or -1 outside the layers. */
+static const struct tensor_spec *tensor_spec(const bert_config *c, int i, int *layer)
 {
-    const bert_config *c = &m->cfg;
-    int64_t H = c->hidden, I = c->intermediate;
-    int n = 0;
-    want(w, &n, m->word_emb, c->vocab_size, H, "bert.embeddings.word_embeddings.weight", 0);
-    want(w, &n, m->pos_emb, c->max_positions, H, "bert.embeddings.position_embeddings.weight", 0);
-    want(w, &n, m->type_emb, c->type_vocab_size, H, "bert.embeddings.token_type_embeddings.weight", 0);
-    want(w, &n, m->emb_ln_g, H, 0, "bert.embeddings.LayerNorm.weight", 0);
-    want(w, &n, m->emb_ln_b, H, 0, "bert.embeddings.LayerNorm.bias", 0);
-    for (int l = 0; l < c->n_layers; l++) {
-        bert_layer *L = &m->layers[l];
-        /* Q, K and V land stacked in one [3H][H] matrix so a single GEMM computes all three. */
-        want(w, &n, L->qkv_w, H, H, "bert.encoder.layer.%d.attention.self.query.weight", l);
-        want(w, &n, L->qkv_w + H * H, H, H, "bert.encoder.layer.%d.attention.self.key.weight", l);
-        want(w, &n, L->qkv_w + 2 * H * H, H, H, "bert.encoder.layer.%d.attention.self.value.weight", l);
-        want(w, &n, L->qkv_b, H, 0, "bert.encoder.layer.%d.attention.self.query.bias", l);
-        want(w, &n, L->qkv_b + H, H, 0, "bert.encoder.layer.%d.attention.self.key.bias", l);
-        want(w, &n, L->qkv_b + 2 * H, H, 0, "bert.encoder.layer.%d.attention.self.value.bias", l);
-        want(w, &n, L->attn_out_w, H, H, "bert.encoder.layer.%d.attention.output.dense.weight", l);
-        want(w, &n, L->attn_out_b, H, 0, "bert.encoder.layer.%d.attention.output.dense.bias", l);
-        want(w, &n, L->ln1_g, H, 0, "bert.encoder.layer.%d.attention.output.LayerNorm.weight", l);
-        want(w, &n, L->ln1_b, H, 0, "bert.encoder.layer.%d.attention.output.LayerNorm.bias", l);
-        want(w, &n, L->ffn_in_w, I, H, "bert.encoder.layer.%d.intermediate.dense.weight", l);
-        want(w, &n, L->ffn_in_b, I, 0, "bert.encoder.layer.%d.intermediate.dense.bias", l);
-        want(w, &n, L->ffn_out_w, H, I, "bert.encoder.layer.%d.output.dense.weight", l);
-        want(w, &n, L->ffn_out_b, H, 0, "bert.encoder.layer.%d.output.dense.bias", l);
-        want(w, &n, L->ln2_g, H, 0, "bert.encoder.layer.%d.output.LayerNorm.weight", l);
-        want(w, &n, L->ln2_b, H, 0, "bert.encoder.layer.%d.output.LayerNorm.bias", l);
+    *layer = -1;
+    if (i < COUNT(embedding_tensors))
+        return &embedding_tensors[i];
+    i -= COUNT(embedding_tensors);
+    if (i < c->n_layers * COUNT(layer_tensors)) {
+        *layer = i / COUNT(layer_tensors);
+        return &layer_tensors[i % COUNT(layer_tensors)];
     }
-    want(w, &n, m->pool_w, H, H, "bert.pooler.dense.weight", 0);
-    want(w, &n, m->pool_b, H, 0, "bert.pooler.dense.bias", 0);
-    want(w, &n, m->cls_w, c->n_labels, H, "classifier.weight", 0);
-    want(w, &n, m->cls_b, c->n_labels, 0, "classifier.bias", 0);
-    return n;
+    return &head_tensors[i - c->n_layers * COUNT(layer_tensors)];
 }
-#define WANTED_FIXED 9
-#define WANTED_PER_LAYER 16
+
+static int64_t dim_size(const bert_config *c, enum dim d)
+{
+    switch (d) {
+    case DIM_HIDDEN: return c->hidden;
+    case DIM_INTERMEDIATE: return c->intermediate;
+    case DIM_VOCAB: return c->vocab_size;
+    case DIM_POSITIONS: return c->max_positions;
+    case DIM_TYPES: return c->type_vocab_size;
+    case DIM_LABELS: return c->n_labels;
+    case DIM_NONE: break;
+    }
+    return 0;
+}
+
+void bert_tensor_describe(const bert_config *c, int i, bert_tensor *t)
+{
+    int layer;
+    const struct tensor_spec *s = tensor_spec(c, i, &layer);
+    snprintf(t->name, sizeof t->name, s->name, layer);
+    t->ndim = s->cols == DIM_NONE ? 1 : 2;
+    t->shape[0] = dim_size(c, s->rows);
+    t->shape[1] = dim_size(c, s->cols);
+}
+
+/* Where tensor i goes in m's storage (laid out by layout() above). */
+static float *tensor_destination(bert_model *m, int i)
+{
+    int layer;
+    const struct tensor_spec *s = tensor_spec(&m->cfg, i, &layer);
+    char *owner = layer >= 0 ? (char *)&m->layers[layer] : (char *)m;
+    float *array = *(float **)(owner + s->dst);
+    int64_t floats = dim_size(&m->cfg, s->rows) * (s->cols == DIM_NONE ? 1 : dim_size(&m->cfg, s->cols));
+    return array + (size_t)s->block * (size_t)floats;
+}
 
 /* TF-era checkpoints name LayerNorm parameters gamma and beta. */
 static const st_tensor *find_tensor(const st_file *st, const char *name)
@@ -313,32 +364,35 @@ static void shape_str(char *out, size_t cap, int ndim, const int64_t *shape)
         snprintf(out + k, cap - k, "]");
 }
 
-/* Checks every wanted tensor before any data is read, so a bad file fails fast. */
-static int check_tensors(const st_file *st, bert_model *m, wanted *w, int n, char *err)
+/* Finds and checks every tensor of the checkpoint before any data is read, so a bad file fails
+ * fast; found[i] receives tensor i. */
+static int check_tensors(const st_file *st, bert_model *m, const st_tensor **found, char *err)
 {
     const char *first_dtype = NULL;
     bool mixed = false;
-    for (int i = 0; i < n; i++) {
-        const st_tensor *t = find_tensor(st, w[i].name);
+    for (int i = 0; i < bert_tensor_count(&m->cfg); i++) {
+        bert_tensor want;
+        bert_tensor_describe(&m->cfg, i, &want);
+        const st_tensor *t = find_tensor(st, want.name);
         if (!t)
-            return bs_fail(err, "%s: required tensor %s is missing", st->path, w[i].name);
+            return bs_fail(err, "%s: required tensor %s is missing", st->path, want.name);
         if (strcmp(t->dtype, "F32") && strcmp(t->dtype, "F16") && strcmp(t->dtype, "BF16"))
             return bs_fail(err, "%s: tensor %s has dtype %s; only F32, F16 and BF16 are supported",
                            st->path, t->name, t->dtype);
-        bool same = t->ndim == w[i].ndim;
+        bool same = t->ndim == want.ndim;
         for (int d = 0; same && d < t->ndim; d++)
-            same = t->shape[d] == w[i].shape[d];
+            same = t->shape[d] == want.shape[d];
         if (!same) {
             char got[96], expect[96];
             shape_str(got, sizeof got, t->ndim, t->shape);
-            shape_str(expect, sizeof expect, w[i].ndim, w[i].shape);
+            shape_str(expect, sizeof expect, want.ndim, want.shape);
             return bs_fail(err, "%s: tensor %s has shape %s but config.json implies %s", st->path,
                            t->name, got, expect);
         }
         mixed = mixed || (first_dtype && strcmp(first_dtype, t->dtype));
         if (!first_dtype)
             first_dtype = t->dtype;
-        w[i].t = t;
+        found[i] = t;
     }
     snprintf(m->weights_dtype, sizeof m->weights_dtype, "%s", mixed ? "mixed" : first_dtype);
 
@@ -358,20 +412,19 @@ static int load_weights(bert_model *m, const char *path, char *err)
     st_file st;
     if (st_open(&st, path, err) != 0)
         return -1;
-    int n_max = WANTED_FIXED + WANTED_PER_LAYER * m->cfg.n_layers;
-    wanted *w = malloc((size_t)n_max * sizeof *w);
-    if (!w) {
+    int n = bert_tensor_count(&m->cfg);
+    const st_tensor **found = malloc((size_t)n * sizeof *found);
+    if (!found) {
         st_close(&st);
         return bs_fail(err, "%s: out of memory", path);
     }
-    int n = wanted_list(m, w);
-    int rc = check_tensors(&st, m, w, n, err);
+    int rc = check_tensors(&st, m, found, err);
     void *staging = NULL;
     size_t staging_cap = 0;
     for (int i = 0; i < n && rc == 0; i++)
-        rc = st_read_f32(&st, w[i].t, w[i].dst, &staging, &staging_cap, err);
+        rc = st_read_f32(&st, found[i], tensor_destination(m, i), &staging, &staging_cap, err);
     free(staging);
-    free(w);
+    free(found);
     st_close(&st);
     return rc;
 }
