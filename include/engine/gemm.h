@@ -43,15 +43,6 @@ struct threadpool;
 void gemm_linear(struct threadpool *pool, const float *a, int m, const float *packed, int n, int k,
                  float *c, const float *bias, enum gemm_epilogue ep);
 
-/* x = softmax(x * scale) over a row of n (scale > 0), stable: the row's maximum is
- * subtracted before exp. */
-void gemm_softmax_row(float *x, int n, float scale);
-
-/* x = LayerNorm(x + add + bias) over one row of n (add and bias both NULL: LayerNorm(x)),
- * with gain g and shift b; mean and variance accumulated in double. */
-void gemm_layernorm_row(float *x, const float *add, const float *bias, const float *g, const float *b, int n,
-                        float eps);
-
 /* Which kernel runs here: "avx512", "avx2" or "generic". */
 const char *gemm_kernel_name(void);
 

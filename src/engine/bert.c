@@ -3,6 +3,7 @@
 #include "common/bs_error.h"
 #include "common/cpu_budget.h"
 #include "engine/gemm.h"
+#include "engine/rowops.h"
 #include "engine/threadpool.h"
 
 #include <math.h>
@@ -76,7 +77,7 @@ static void residual_task(void *ctx, int task, int thread)
     (void)thread;
     int r0 = task * ROWS_PER_TASK, rows = j->n_rows - r0 < ROWS_PER_TASK ? j->n_rows - r0 : ROWS_PER_TASK;
     for (int r = r0; r < r0 + rows; r++)
-        gemm_layernorm_row(j->x + (size_t)r * j->n, j->y + (size_t)r * j->n, j->bias, j->g, j->b, j->n, j->eps);
+        rowop_layernorm(j->x + (size_t)r * j->n, j->y + (size_t)r * j->n, j->bias, j->g, j->b, j->n, j->eps);
 }
 
 static void residual_layernorm(threadpool *pool, float *x, float *y, const float *bias, const float *g,
@@ -126,7 +127,7 @@ static void attention_task(void *ctx, int task, int thread)
     gemm_panels_run(q, ld, n_queries, kp, T, d, scores, t_pad, NULL, GEMM_STORE, 0, gemm_panels(T));
     float scale = 1.0f / sqrtf((float)d);
     for (int t = 0; t < n_queries; t++)
-        gemm_softmax_row(scores + (size_t)t * t_pad, T, scale);
+        rowop_softmax(scores + (size_t)t * t_pad, T, scale);
     gemm_panels_run(scores, t_pad, n_queries, vp, d, T, out, H, NULL, GEMM_STORE, 0, gemm_panels(d));
 }
 
@@ -159,7 +160,7 @@ static int check_batch(const bert_model *m, const bert_batch *b, size_t *n_token
                                t, s, (int)type, c->type_vocab_size);
         }
         off += (size_t)len;
-        /* BLAS takes int sizes, and n x 4H must stay inside one. */
+        /* The GEMM (gemm.c) takes int sizes, and n x 4H must stay inside one. */
         if (off > (size_t)INT32_MAX / 4 / (size_t)(c->intermediate > c->hidden ? c->intermediate : c->hidden))
             return bs_fail(err, "batch too large: %zu tokens", off);
         *max_len = len > *max_len ? len : *max_len;
@@ -191,8 +192,7 @@ int bert_forward_debug(const bert_model *m, const bert_batch *b, float *logits, 
     size_t wide = (size_t)(F > H ? F : H), n_threads = (size_t)threadpool_size(pool);
     size_t per_thread = attention_scratch(max_len, d);
 
-    /* (F, not I: complex.h, pulled in by some BLAS headers, defines I.)
-     * One scratch block: activations x, fused q|k|v, attention context, the sublayer output
+    /* One scratch block: activations x, fused q|k|v, attention context, the sublayer output
      * (also the FFN's intermediate), each thread's attention scratch, the pooler rows, and
      * the sequences' first rows. */
     size_t need = N * H + N * 3 * H + N * H + N * wide + n_threads * per_thread + 2 * (size_t)S * H +
@@ -219,7 +219,7 @@ int bert_forward_debug(const bert_model *m, const bert_batch *b, float *logits, 
             const float *ty = m->type_emb + (size_t)b->type_ids[off + t] * H;
             for (int i = 0; i < H; i++)
                 row[i] = w[i] + p[i] + ty[i];
-            gemm_layernorm_row(row, NULL, NULL, m->emb_ln_g, m->emb_ln_b, H, c->layer_norm_eps);
+            rowop_layernorm(row, NULL, NULL, m->emb_ln_g, m->emb_ln_b, H, c->layer_norm_eps);
         }
         off += (size_t)b->lens[q];
     }

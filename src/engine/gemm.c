@@ -1,5 +1,6 @@
 #include "engine/gemm.h"
 
+#include "engine/rowops.h"
 #include "engine/threadpool.h"
 
 #include <math.h>
@@ -14,14 +15,15 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-/* What gemm_kernel.inc defines for one instruction set. */
+/* What gemm_kernel.inc defines for one instruction set: the GEMM panels, and the row
+ * operations of rowops.h. */
 struct kernel_set {
     const char *name;
     void (*panels)(const float *a, int lda, int m, const float *packed, int n, int k, float *c, int ldc,
                    const float *bias, enum gemm_epilogue ep, int p0, int p1, int pf_end);
-    void (*softmax_row)(float *x, int n, float scale);
-    void (*layernorm)(float *x, const float *add, const float *bias, const float *g, const float *b, int n,
-                      float eps);
+    void (*row_softmax)(float *x, int n, float scale);
+    void (*row_layernorm)(float *x, const float *add, const float *bias, const float *g, const float *b, int n,
+                          float eps);
 };
 
 /* One kernel source, compiled for each instruction set: 12 x 32 tiles in 16-float registers
@@ -79,12 +81,12 @@ void gemm_panels_run(const float *a, int lda, int m, const float *packed, int n,
     kernels()->panels(a, lda, m, packed, n, k, c, ldc, bias, ep, p0, p1, p1);
 }
 
-void gemm_softmax_row(float *x, int n, float scale) { kernels()->softmax_row(x, n, scale); }
+void rowop_softmax(float *x, int n, float scale) { kernels()->row_softmax(x, n, scale); }
 
-void gemm_layernorm_row(float *x, const float *add, const float *bias, const float *g, const float *b, int n,
-                        float eps)
+void rowop_layernorm(float *x, const float *add, const float *bias, const float *g, const float *b, int n,
+                     float eps)
 {
-    kernels()->layernorm(x, add, bias, g, b, n, eps);
+    kernels()->row_layernorm(x, add, bias, g, b, n, eps);
 }
 
 void gemm_pack(const float *w, int ldw, int n, int k, float *packed)

@@ -12,7 +12,15 @@
 
 /* HF's WordPiece max_input_chars_per_word: longer words become one [UNK]. */
 #define WORD_MAX_CHARS 100
-#define MAX_SPECIALS 5
+
+/* BERT's special tokens. Their literals default to BERT's and may be renamed by
+ * tokenizer_config.json; each found in the vocabulary is also matched in the raw text. */
+enum special_slot { SPECIAL_PAD, SPECIAL_UNK, SPECIAL_CLS, SPECIAL_SEP, SPECIAL_MASK, SPECIAL_COUNT };
+
+static const char *const special_config_keys[SPECIAL_COUNT] = {
+    [SPECIAL_PAD] = "pad_token", [SPECIAL_UNK] = "unk_token", [SPECIAL_CLS] = "cls_token",
+    [SPECIAL_SEP] = "sep_token", [SPECIAL_MASK] = "mask_token",
+};
 
 struct special {
     char text[32];
@@ -23,8 +31,8 @@ struct special {
 struct tokenizer {
     vocab *vocab;
     bool lowercase;
-    int cls_id, sep_id, unk_id;
-    struct special specials[MAX_SPECIALS]; /* literals matched in the raw text */
+    int special_id[SPECIAL_COUNT]; /* -1 for [PAD] or [MASK] missing from the vocabulary */
+    struct special specials[SPECIAL_COUNT]; /* literals matched in the raw text */
     int n_specials;
 };
 
@@ -45,7 +53,7 @@ static int config_token(const cJSON *cfg, const char *key, char out[32], const c
     return 0;
 }
 
-static int read_tokenizer_config(tokenizer *t, const char *model_dir, char names[MAX_SPECIALS][32],
+static int read_tokenizer_config(tokenizer *t, const char *model_dir, char names[SPECIAL_COUNT][32],
                                  char *err)
 {
     char path[BS_PATH_LEN];
@@ -81,10 +89,8 @@ static int read_tokenizer_config(tokenizer *t, const char *model_dir, char names
         bs_fail(err, "%s: \"tokenize_chinese_chars\" must be true: false is not supported", path);
         goto out;
     }
-    static const char *keys[MAX_SPECIALS] = {"pad_token", "unk_token", "cls_token", "sep_token",
-                                            "mask_token"};
-    for (int i = 0; i < MAX_SPECIALS; i++)
-        if (config_token(cfg, keys[i], names[i], path, err))
+    for (int slot = 0; slot < SPECIAL_COUNT; slot++)
+        if (config_token(cfg, special_config_keys[slot], names[slot], path, err))
             goto out;
     rc = 0;
 out:
@@ -98,29 +104,30 @@ tokenizer *tokenizer_load(const char *model_dir, char *err)
     if (!t)
         return bs_fail(err, "out of memory"), NULL;
     t->lowercase = true;
-    char names[MAX_SPECIALS][32] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+    char names[SPECIAL_COUNT][32] = {
+        [SPECIAL_PAD] = "[PAD]", [SPECIAL_UNK] = "[UNK]", [SPECIAL_CLS] = "[CLS]",
+        [SPECIAL_SEP] = "[SEP]", [SPECIAL_MASK] = "[MASK]",
+    };
     char path[BS_PATH_LEN];
     if (read_tokenizer_config(t, model_dir, names, err) || path_join(path, model_dir, "vocab.txt", err))
         goto fail;
     t->vocab = vocab_load(path, err);
     if (!t->vocab)
         goto fail;
-    for (int i = 0; i < MAX_SPECIALS; i++) {
-        int id = vocab_find(t->vocab, false, names[i], strlen(names[i]));
-        bool required = i == 1 || i == 2 || i == 3; /* unk, cls, sep */
+    for (int slot = 0; slot < SPECIAL_COUNT; slot++) {
+        int id = vocab_find(t->vocab, false, names[slot], strlen(names[slot]));
+        t->special_id[slot] = id;
+        bool required = slot == SPECIAL_UNK || slot == SPECIAL_CLS || slot == SPECIAL_SEP;
         if (id < 0 && required) {
-            bs_fail(err, "%s: the special token %s is not in the vocabulary", path, names[i]);
+            bs_fail(err, "%s: the special token %s is not in the vocabulary", path, names[slot]);
             goto fail;
         }
         if (id < 0)
             continue;
         struct special *s = &t->specials[t->n_specials++];
-        strcpy(s->text, names[i]);
-        s->len = strlen(names[i]);
+        strcpy(s->text, names[slot]);
+        s->len = strlen(names[slot]);
         s->id = id;
-        if (i == 1) t->unk_id = id;
-        if (i == 2) t->cls_id = id;
-        if (i == 3) t->sep_id = id;
     }
     return t;
 fail:
@@ -199,7 +206,7 @@ static int wordpiece_encode(const tokenizer *t, struct word *w, struct int_list 
     int n = w->n_chars;
     w->n_chars = 0;
     if (n > WORD_MAX_CHARS)
-        return list_push(out, t->unk_id);
+        return list_push(out, t->special_id[SPECIAL_UNK]);
 
     bert_canonical_order(w->cps, n);
     char bytes[WORD_MAX_CHARS * 4];
@@ -222,7 +229,7 @@ static int wordpiece_encode(const tokenizer *t, struct word *w, struct int_list 
         }
         if (id < 0) { /* some position has no piece: the whole word is unknown */
             out->n = first;
-            return list_push(out, t->unk_id);
+            return list_push(out, t->special_id[SPECIAL_UNK]);
         }
         if (list_push(out, id))
             return -1;
@@ -357,14 +364,14 @@ int tokenizer_encode_truncating(const tokenizer *t, const char *text, size_t len
      * lengths kept are the same). */
     int skip_a = side == TRUNCATE_LEFT ? e->seg_a.n - na : 0, skip_b = side == TRUNCATE_LEFT ? e->seg_b.n - nb : 0;
     struct int_list *ids = &e->out_ids, *types = &e->out_types;
-    bool ok = list_push(ids, t->cls_id) == 0 && list_push(types, 0) == 0;
+    bool ok = list_push(ids, t->special_id[SPECIAL_CLS]) == 0 && list_push(types, 0) == 0;
     for (int i = 0; ok && i < na; i++)
         ok = list_push(ids, e->seg_a.v[skip_a + i]) == 0 && list_push(types, 0) == 0;
-    ok = ok && list_push(ids, t->sep_id) == 0 && list_push(types, 0) == 0;
+    ok = ok && list_push(ids, t->special_id[SPECIAL_SEP]) == 0 && list_push(types, 0) == 0;
     if (pair) {
         for (int i = 0; ok && i < nb; i++)
             ok = list_push(ids, e->seg_b.v[skip_b + i]) == 0 && list_push(types, 1) == 0;
-        ok = ok && list_push(ids, t->sep_id) == 0 && list_push(types, 1) == 0;
+        ok = ok && list_push(ids, t->special_id[SPECIAL_SEP]) == 0 && list_push(types, 1) == 0;
     }
     if (!ok)
         goto oom;

@@ -1,10 +1,11 @@
 /* The GEMM kernels of src/engine/gemm.c against double-precision references: products over every
  * tile shape and ragged edge, each epilogue, 1-3 threads, strided and partial panel ranges;
- * the softmax and LayerNorm rows. The forward-pass tests only ever run the best kernel the
+ * and the row operations (rowops.h), softmax and LayerNorm. The forward-pass tests only ever run the best kernel the
  * CPU has, so this file is built once per kernel (GEMM_MAX_ISA) and checks that the kernel
  * it asked for is the one that ran: a CPU without it skips that build's test, visibly. */
 #include "check.h"
 #include "engine/gemm.h"
+#include "engine/rowops.h"
 #include "engine/threadpool.h"
 
 #include <math.h>
@@ -110,7 +111,7 @@ static void check_softmax(const float *x, int n)
     float *y = malloc((size_t)n * sizeof *y);
     memcpy(y, x, (size_t)n * sizeof *y);
     float scale = 0.125f;
-    gemm_softmax_row(y, n, scale);
+    rowop_softmax(y, n, scale);
     double max = x[0], sum = 0, got_sum = 0;
     for (int i = 1; i < n; i++)
         max = x[i] > max ? x[i] : max;
@@ -142,7 +143,7 @@ static void check_layernorm(int n, bool with_add)
     for (int i = 0; i < n; i++)
         var += (v[i] - mean) * (v[i] - mean);
     double rstd = 1.0 / sqrt(var / n + 1e-12);
-    gemm_layernorm_row(x, with_add ? add : NULL, with_add ? bias : NULL, g, b, n, 1e-12f);
+    rowop_layernorm(x, with_add ? add : NULL, with_add ? bias : NULL, g, b, n, 1e-12f);
     for (int i = 0; i < n; i++) {
         double ref = (v[i] - mean) * rstd * g[i] + b[i];
         if (!(fabs(x[i] - ref) <= 1e-5 * (fabs(ref) + 1))) {

@@ -56,7 +56,7 @@ int main(void)
     printf("loaded 12x768 F32 model in %.0f ms\n", load_ms);
     CHECK(m->cfg.vocab_size == VOCAB && m->cfg.n_labels == LABELS && m->cfg.n_layers == 12 && m->cfg.hidden == 768,
           "not FinBERT's shape");
-    /* Short sequences under the sanitizers, which slow the non-BLAS code down a lot. */
+    /* Short sequences under the sanitizers, which slow the forward pass down a lot. */
     static const int lens_full[] = {128, 1, 7, 512, 64, 33}, lens_san[] = {128, 1, 7, 40};
     const int *lens = SANITIZED ? lens_san : lens_full;
     int n_seqs = SANITIZED ? 4 : 6, total = 0;
