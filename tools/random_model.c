@@ -4,11 +4,13 @@
 #include "random_model.h"
 
 #include "common/bs_error.h"
+#include "common/buffer.h"
 #include "common/fileio.h"
 #include "engine/model.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,12 +42,93 @@ static float base_value(const bert_tensor *t)
     return len >= gain_len && !strcmp(t->name + len - gain_len, gain) ? 1.0f : 0.0f;
 }
 
+/* The safetensors header: each tensor F32, its data right after the previous one's, the whole
+ * padded with spaces to a multiple of 8 bytes so that the data that follows is aligned.
+ * *n_params receives the number of floats it describes. */
+static int make_header(const bert_config *c, struct buffer *header, long *n_params)
+{
+    long offset = 0; /* bytes of data before the tensor */
+    int rc = buffer_appendf(header, "{\"__metadata__\":{\"format\":\"pt\"}");
+    for (int i = 0; rc == 0 && i < bert_tensor_count(c); i++) {
+        bert_tensor t;
+        bert_tensor_describe(c, i, &t);
+        char shape[48];
+        if (t.ndim == 2)
+            snprintf(shape, sizeof shape, "%ld,%ld", (long)t.shape[0], (long)t.shape[1]);
+        else
+            snprintf(shape, sizeof shape, "%ld", (long)t.shape[0]);
+        long bytes = numel(&t) * 4;
+        rc = buffer_appendf(header, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%s],\"data_offsets\":[%ld,%ld]}",
+                            t.name, shape, offset, offset + bytes);
+        offset += bytes;
+    }
+    if (rc == 0)
+        rc = buffer_appendf(header, "}");
+    while (rc == 0 && header->len % 8)
+        rc = buffer_append(header, " ", 1);
+    *n_params = offset / 4;
+    return rc;
+}
+
+/* The tensors' data in header order, drawn from one random stream started at seed. */
+static int write_weights(FILE *f, const bert_config *c, unsigned long long seed)
+{
+    enum { CHUNK = 1 << 20 }; /* floats drawn, then written, at a time */
+    float *buf = malloc(CHUNK * sizeof *buf);
+    if (!buf)
+        return -1;
+    uint64_t rng = seed;
+    bool ok = true;
+    for (int i = 0; ok && i < bert_tensor_count(c); i++) {
+        bert_tensor t;
+        bert_tensor_describe(c, i, &t);
+        float base = base_value(&t);
+        for (long done = 0, total = numel(&t); ok && done < total;) {
+            long chunk = total - done < CHUNK ? total - done : CHUNK;
+            for (long k = 0; k < chunk; k++)
+                buf[k] = base + 0.02f * normal(&rng);
+            ok = fwrite(buf, sizeof *buf, (size_t)chunk, f) == (size_t)chunk;
+            done += chunk;
+        }
+    }
+    free(buf);
+    return ok ? 0 : -1;
+}
+
+/* out/model.safetensors: the header's length (8 bytes, little-endian), the header, the data. */
+static int write_safetensors(const char *out, const bert_config *c, unsigned long long seed, long *n_params,
+                             char *err)
+{
+    struct buffer header = {0};
+    if (make_header(c, &header, n_params)) {
+        buffer_free(&header);
+        return bs_fail(err, "out of memory");
+    }
+    char path[BS_PATH_LEN];
+    if (path_join(path, out, "model.safetensors", err)) {
+        buffer_free(&header);
+        return -1;
+    }
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        buffer_free(&header);
+        return bs_fail(err, "%s: %s", path, strerror(errno));
+    }
+    uint64_t header_len = header.len; /* little-endian on every platform we build for */
+    bool ok = fwrite(&header_len, 8, 1, f) == 1 && fwrite(header.data, 1, header.len, f) == header.len &&
+              write_weights(f, c, seed) == 0;
+    ok = fclose(f) == 0 && ok;
+    buffer_free(&header);
+    return ok ? 0 : bs_fail(err, "writing %s failed", out);
+}
+
+/* Copies a file that may not exist (nothing to copy then). */
 static int copy_file(const char *from, const char *to)
 {
     size_t len;
     char *data = read_whole_file(from, &len, NULL);
     if (!data)
-        return 0; /* optional files */
+        return 0;
     FILE *f = fopen(to, "wb");
     int ok = f && fwrite(data, 1, len, f) == len;
     if (f)
@@ -54,72 +137,10 @@ static int copy_file(const char *from, const char *to)
     return ok ? 0 : -1;
 }
 
-long random_model_write(const char *config_path, const char *out, unsigned long long seed, char *err)
+/* The rest of a model directory: config.json, and vocab.txt and tokenizer_config.json when they
+ * sit beside it. */
+static int copy_model_files(const char *config_path, const char *out, char *err)
 {
-    uint64_t rng = seed;
-    bert_config c;
-    if (bert_config_load(config_path, &c, err))
-        return -1;
-    if (mkdir(out, 0755) != 0 && errno != EEXIST) {
-        bert_config_free(&c);
-        return bs_fail(err, "%s: %s", out, strerror(errno));
-    }
-
-    int n = bert_tensor_count(&c);
-    /* header: tensors in the order written, data offsets back to back */
-    size_t cap = 256 + (size_t)n * 256, len = 0; /* a tensor's entry is under 200 bytes */
-    char *header = malloc(cap);
-    if (!header) {
-        bert_config_free(&c);
-        return bs_fail(err, "out of memory");
-    }
-    long offset = 0;
-    len += (size_t)snprintf(header + len, cap - len, "{\"__metadata__\":{\"format\":\"pt\"}");
-    for (int i = 0; i < n; i++) {
-        bert_tensor t;
-        bert_tensor_describe(&c, i, &t);
-        long bytes = numel(&t) * 4;
-        if (t.ndim == 2)
-            len += (size_t)snprintf(header + len, cap - len, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%ld,%ld],"
-                                    "\"data_offsets\":[%ld,%ld]}", t.name, (long)t.shape[0], (long)t.shape[1],
-                                    offset, offset + bytes);
-        else
-            len += (size_t)snprintf(header + len, cap - len, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%ld],"
-                                    "\"data_offsets\":[%ld,%ld]}", t.name, (long)t.shape[0], offset, offset + bytes);
-        offset += bytes;
-    }
-    len += (size_t)snprintf(header + len, cap - len, "}");
-    while (len % 8)
-        header[len++] = ' ';
-
-    char path[BS_PATH_LEN];
-    path_join(path, out, "model.safetensors", err);
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        bs_fail(err, "%s: %s", path, strerror(errno));
-        free(header);
-        bert_config_free(&c);
-        return -1;
-    }
-    uint64_t header_len = len; /* little-endian on every platform we build for */
-    int ok = fwrite(&header_len, 8, 1, f) == 1 && fwrite(header, 1, len, f) == len;
-    float *buf = malloc(sizeof(float) * 1 << 20);
-    for (int i = 0; ok && buf && i < n; i++) {
-        bert_tensor t;
-        bert_tensor_describe(&c, i, &t);
-        float base = base_value(&t);
-        for (long done = 0, total = numel(&t); ok && done < total;) {
-            long chunk = total - done < (1 << 20) ? total - done : (1 << 20);
-            for (long k = 0; k < chunk; k++)
-                buf[k] = base + 0.02f * normal(&rng);
-            ok = fwrite(buf, sizeof(float), (size_t)chunk, f) == (size_t)chunk;
-            done += chunk;
-        }
-    }
-    ok = buf && (fclose(f) == 0) && ok;
-    free(buf);
-    free(header);
-
     char dir[BS_PATH_LEN], from[BS_PATH_LEN], to[BS_PATH_LEN];
     snprintf(dir, sizeof dir, "%s", config_path);
     char *slash = strrchr(dir, '/');
@@ -127,16 +148,30 @@ long random_model_write(const char *config_path, const char *out, unsigned long 
         *slash = '\0';
     else
         strcpy(dir, ".");
-    static const char *extras[] = {"vocab.txt", "tokenizer_config.json"};
-    for (size_t k = 0; ok && k < 2; k++) {
-        path_join(from, dir, extras[k], err);
-        path_join(to, out, extras[k], err);
-        ok = copy_file(from, to) == 0;
+    static const char *const beside_config[] = {"vocab.txt", "tokenizer_config.json"};
+    for (size_t k = 0; k < sizeof beside_config / sizeof beside_config[0]; k++) {
+        if (path_join(from, dir, beside_config[k], err) || path_join(to, out, beside_config[k], err))
+            return -1;
+        if (copy_file(from, to))
+            return bs_fail(err, "writing %s failed", out);
     }
-    path_join(to, out, "config.json", err);
-    ok = ok && copy_file(config_path, to) == 0;
-    bert_config_free(&c);
-    if (!ok)
+    if (path_join(to, out, "config.json", err))
+        return -1;
+    if (copy_file(config_path, to))
         return bs_fail(err, "writing %s failed", out);
-    return offset / 4;
+    return 0;
+}
+
+long random_model_write(const char *config_path, const char *out, unsigned long long seed, char *err)
+{
+    bert_config c;
+    if (bert_config_load(config_path, &c, err))
+        return -1;
+    long n_params = -1;
+    if (mkdir(out, 0755) != 0 && errno != EEXIST)
+        bs_fail(err, "%s: %s", out, strerror(errno));
+    else if (write_safetensors(out, &c, seed, &n_params, err) || copy_model_files(config_path, out, err))
+        n_params = -1;
+    bert_config_free(&c);
+    return n_params;
 }
