@@ -126,7 +126,7 @@ static int write_safetensors(const char *out, const bert_config *c, unsigned lon
 static int copy_file(const char *from, const char *to)
 {
     size_t len;
-    char *data = read_whole_file(from, &len, NULL);
+    char *data = read_whole_file(from, SIZE_MAX, &len, NULL);
     if (!data)
         return 0;
     FILE *f = fopen(to, "wb");

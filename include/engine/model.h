@@ -48,6 +48,10 @@ typedef struct {
 bert_model *bert_model_load(const char *dir, char *err);
 void bert_model_free(bert_model *m);
 
+/* 0 if a vocabulary of n_tokens fits the model's word embeddings (config.json's vocab_size),
+ * else -1 with err naming vocab_path: a token id past the table has no embedding. */
+int bert_check_vocab(const bert_model *m, int n_tokens, const char *vocab_path, char *err);
+
 /* The tensors of a checkpoint, in the order tools/random_model.c writes them (the loader finds
  * them by name, in any order): the embeddings', each layer's in turn, then the pooler's and the
  * classifier's. One table in model.c names them all. */

@@ -40,8 +40,9 @@ const st_tensor *st_find(const st_file *st, const char *name);
 /* Bytes per element of a dtype, 0 if safetensors does not define it. */
 size_t st_dtype_size(const char *dtype);
 
-/* Reads a F32, F16 or BF16 tensor into dst as float32 (exact upcast). staging is a
- * caller-owned buffer grown as needed for the half-precision cases. */
+/* Reads a F32, F16 or BF16 tensor into dst as float32 (exact upcast); a tensor holding a NaN
+ * or an infinity is an error naming it. staging is a caller-owned buffer grown as needed for
+ * the half-precision cases. */
 int st_read_f32(st_file *st, const st_tensor *t, float *dst, void **staging, size_t *staging_cap,
                 char *err);
 

@@ -151,7 +151,7 @@ void cpu_budget_read(const char *cgroup_root, const char *self_cgroup, int affin
         affinity = 1;
     size_t len = 0;
     char err[BS_ERR_LEN];
-    char *lines = read_whole_file(self_cgroup, &len, err);
+    char *lines = read_whole_file(self_cgroup, 1 << 20, &len, err);
     /* Lines are "ID:CONTROLLERS:PATH"; "0::PATH" is the v2 (unified) hierarchy. */
     for (char *line = lines, *next; line && *line; line = next) {
         next = strchr(line, '\n');

@@ -47,6 +47,10 @@ static int config_labels(const cJSON *root, const char *path, bert_config *cfg, 
             const cJSON *label = cJSON_GetObjectItemCaseSensitive(id2label, key);
             if (!cJSON_IsString(label))
                 return bs_fail(err, "%s: field id2label has no string label for id %d", path, i);
+            for (int k = 0; k < i; k++) /* answers key scores by label: names must differ */
+                if (!strcmp(cfg->labels[k], label->valuestring))
+                    return bs_fail(err, "%s: field id2label names label \"%s\" twice (ids %d and %d)", path,
+                                   label->valuestring, k, i);
             if (!(cfg->labels[i] = strdup(label->valuestring)))
                 return bs_fail(err, "%s: out of memory", path);
             cfg->n_labels = i + 1;
@@ -124,7 +128,7 @@ int bert_config_load(const char *path, bert_config *cfg, char *err)
 {
     memset(cfg, 0, sizeof *cfg);
     size_t len;
-    char *text = read_whole_file(path, &len, err);
+    char *text = read_whole_file(path, CONFIG_MAX_BYTES, &len, err);
     if (!text)
         return -1;
     int rc = bert_config_parse_json(text, len, path, cfg, err);
@@ -474,4 +478,12 @@ void bert_model_free(bert_model *m)
     free(m->layers);
     free(m->storage);
     free(m);
+}
+
+int bert_check_vocab(const bert_model *m, int n_tokens, const char *vocab_path, char *err)
+{
+    if (n_tokens > m->cfg.vocab_size)
+        return bs_fail(err, "%s: %d tokens, more than config.json's vocab_size of %d", vocab_path, n_tokens,
+                       m->cfg.vocab_size);
+    return 0;
 }

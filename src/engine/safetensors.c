@@ -1,6 +1,7 @@
 #include "engine/safetensors.h"
 
 #include "common/bs_error.h"
+#include "common/fileio.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -209,13 +210,11 @@ int st_open(st_file *st, const char *path, char *err)
 {
     memset(st, 0, sizeof *st);
     st->path = path;
-    st->f = fopen(path, "rb");
+    size_t size;
+    st->f = open_regular_file(path, SIZE_MAX, &size, err); /* any size: the header bounds the rest */
     if (!st->f)
-        return bs_fail(err, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    int rc = fstat(fileno(st->f), &sb) != 0 || !S_ISREG(sb.st_mode)
-                 ? bs_fail(err, "%s: not a regular file", path)
-                 : read_header(st, (size_t)sb.st_size, err);
+        return -1;
+    int rc = read_header(st, size, err);
     if (rc != 0)
         st_close(st);
     return rc;
@@ -287,5 +286,11 @@ int st_read_f32(st_file *st, const st_tensor *t, float *dst, void **staging, siz
             for (size_t i = 0; i < n; i++)
                 dst[i] = st_bf16_to_f32(h[i]);
     }
+    /* A NaN or an infinity in any weight makes every answer a made-up label with a NaN
+     * confidence: refuse it here, naming the tensor and the element. */
+    for (size_t i = 0, n = bytes / st_dtype_size(t->dtype); i < n; i++)
+        if (!isfinite(dst[i]))
+            return bs_fail(err, "%s: tensor %s holds a non-finite value (%g) at element %zu", st->path, t->name,
+                           (double)dst[i], i);
     return 0;
 }

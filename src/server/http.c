@@ -652,14 +652,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void on_library_message(void *cls, const char *fmt, va_list ap)
 {
     const http_server *s = cls;
-    char msg[1024], clean[3 * sizeof msg];
+    char msg[1024];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
-        n--;
-    utf8_copy_valid(clean, sizeof clean, msg, n);
+        msg[--n] = '\0';
     cJSON *f = cJSON_CreateObject();
-    cJSON_AddStringToObject(f, "message", clean);
+    cJSON_AddStringToObject(f, "message", msg);
     log_event(s->cfg->log_json, "http_library", f);
 }
 

@@ -6,6 +6,7 @@
 #include "engine/predict.h"
 #include "server/request.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +183,15 @@ static cJSON *tei_list(const infer_call *c, const float *logits, const float *pr
     return a;
 }
 
+/* JSON has no NaN or infinity (cJSON would print null): such a score is never answered. */
+static bool all_finite(const float *v, int n)
+{
+    for (int k = 0; k < n; k++)
+        if (!isfinite(v[k]))
+            return false;
+    return true;
+}
+
 cJSON *infer_answer(infer_call *c, struct service_error *e)
 {
     const struct infer_service *s = c->svc;
@@ -205,6 +215,11 @@ cJSON *infer_answer(infer_call *c, struct service_error *e)
         const float *logits = j->logits + (size_t)i * (size_t)m->cfg.n_labels;
         float probs[BERT_MAX_LABELS];
         int best = prediction_compute(m, logits, probs);
+        if (!all_finite(logits, m->cfg.n_labels) || !all_finite(probs, m->cfg.n_labels)) {
+            cJSON_Delete(out);
+            service_fail(e, ERROR_INTERNAL, "the model computed a non-finite score for input %d", i);
+            return NULL;
+        }
         cJSON *item = ours ? result_object(c, i, probs, best) : tei_list(c, logits, probs);
         metrics_text(s->metrics, c->tokens[i]);
         metrics_prediction(s->metrics, best, probs[best]);

@@ -1,6 +1,7 @@
 #include "server/logger.h"
 
 #include "common/buffer.h"
+#include "text/utf8.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -74,6 +75,22 @@ static int append_text(struct buffer *line, const char *ts, const char *event, c
     return rc;
 }
 
+/* A text the client sent (with --log-text, one refused for invalid UTF-8 holds any bytes) must
+ * not make a line invalid UTF-8, and so invalid JSON: each invalid byte becomes U+FFFD. */
+static int make_valid_utf8(struct buffer *line)
+{
+    if (utf8_validate(line->data, line->len) == line->len)
+        return 0;
+    struct buffer valid = {0};
+    if (buffer_reserve(&valid, 3 * line->len))
+        return -1;
+    utf8_copy_valid(valid.data, valid.cap, line->data, line->len);
+    valid.len = strlen(valid.data);
+    buffer_free(line);
+    *line = valid;
+    return 0;
+}
+
 void log_event(bool json, const char *event, cJSON *fields)
 {
     char ts[32];
@@ -83,7 +100,7 @@ void log_event(bool json, const char *event, cJSON *fields)
     cJSON_Delete(fields);
     /* One write per line, so lines from different threads never interleave; a line that ran
      * out of memory is dropped whole rather than written in part. */
-    if (rc == 0 && buffer_appendf(&line, "\n") == 0) {
+    if (rc == 0 && make_valid_utf8(&line) == 0 && buffer_appendf(&line, "\n") == 0) {
         fwrite(line.data, 1, line.len, stderr);
         fflush(stderr);
     }

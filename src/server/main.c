@@ -106,7 +106,9 @@ static int load_model(struct daemon *d, char *err)
 {
     d->tok = tokenizer_load(d->cfg.model, err);
     d->model = d->tok ? bert_model_load(d->cfg.model, err) : NULL;
-    if (!d->model)
+    char vocab_path[BS_PATH_LEN];
+    if (!d->model || path_join(vocab_path, d->cfg.model, "vocab.txt", err) ||
+        bert_check_vocab(d->model, vocab_size(tokenizer_vocab(d->tok)), vocab_path, err))
         return -1;
     int limit = d->model->cfg.max_positions;
     if (d->cfg.max_length && (d->cfg.max_length < 3 || d->cfg.max_length > limit))

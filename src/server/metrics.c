@@ -3,6 +3,7 @@
 #include "common/buffer.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -68,6 +69,8 @@ static void hist_init(struct histogram *h, const double *bounds, int n)
 
 static void hist_observe(struct histogram *h, double v)
 {
+    if (!isfinite(v)) /* a NaN in _sum ("-nan" in the text) makes Prometheus reject every scrape */
+        return;
     int i = 0;
     while (i < h->n_bounds && v > h->bounds[i])
         i++;

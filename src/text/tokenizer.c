@@ -7,8 +7,10 @@
 #include "text/utf8.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* HF's WordPiece max_input_chars_per_word: longer words become one [UNK]. */
 #define WORD_MAX_CHARS 100
@@ -59,10 +61,15 @@ static int read_tokenizer_config(tokenizer *t, const char *model_dir, char names
     char path[BS_PATH_LEN];
     if (path_join(path, model_dir, "tokenizer_config.json", err))
         return -1;
+    /* Optional: BERT's defaults apply when it is missing, and only then. A file that is there
+     * but cannot be read fails the load: a cased model must not silently become uncased. */
+    struct stat sb;
+    if (lstat(path, &sb) && errno == ENOENT) /* a dangling link is there, and fails below */
+        return 0;
     size_t len;
-    char *text = read_whole_file(path, &len, NULL);
+    char *text = read_whole_file(path, CONFIG_MAX_BYTES, &len, err);
     if (!text)
-        return 0; /* optional: BERT's defaults apply */
+        return -1;
     cJSON *cfg = cJSON_ParseWithLength(text, len);
     free(text);
     int rc = -1;

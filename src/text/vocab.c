@@ -73,7 +73,7 @@ vocab *vocab_load(const char *path, char *err)
     if (!v)
         return bs_fail(err, "%s: out of memory", path), NULL;
     size_t len;
-    v->text = read_whole_file(path, &len, err);
+    v->text = read_whole_file(path, VOCAB_MAX_BYTES, &len, err);
     if (!v->text)
         goto fail;
     if (len == 0) {

@@ -9,16 +9,20 @@
     daemon's memory stays bounded under 450 clients each sending all but the last byte of a
     2 MB body, and is given back when they leave;
   - answers and logs stay valid UTF-8 and, with --log-format json, one JSON object per line,
-    libmicrohttpd's own messages included; a path with %00 is not routed; SIGUSR1/SIGUSR2 are
-    ignored;
+    libmicrohttpd's own messages and --log-text's refused texts included; a path with %00 is not
+    routed; SIGUSR1/SIGUSR2 are ignored;
+  - a vocab.txt with more tokens than config.json's vocab_size fails at startup, naming it;
   - after each, /predict still answers correctly.
 usage: hardening_test.py BUILD_DIR"""
 import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
+import types
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 from daemon_support import Daemon  # noqa: E402
@@ -157,6 +161,46 @@ for line in d.lines:
         bad.append(line)
 check(not bad, f"--log-format json printed lines that are not JSON: {bad[:5]}")
 check(any('"event":"http_library"' in line for line in d.lines), "no http_library event for the client that left")
+
+# ---- --log-text with JSON logs: a refused text of invalid UTF-8 still makes a valid JSON line ----
+log_path = os.path.join(build, "hardening_log_text.log")
+with open(log_path, "wb") as log:
+    p = subprocess.Popen([os.path.join(build, "bertserve"), "--model", tiny, "--host", "127.0.0.1", "--port", "0",
+                          "--log-format", "json", "--log-text"], stdout=subprocess.DEVNULL, stderr=log)
+    deadline = time.time() + 60
+    port = None
+    while port is None and time.time() < deadline and p.poll() is None:
+        time.sleep(0.05)
+        for line in open(log_path, "rb"):
+            if b'"event":"ready"' in line:
+                port = json.loads(line)["port"]
+    check(port is not None, "the --log-text daemon did not start")
+    if port:
+        raw = b'{"text":"bad\xffbytes"}'
+        raw = HEAD + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(raw) + raw
+        rs = responses(exchange(types.SimpleNamespace(port=port), raw)[0])
+        check(len(rs) == 1 and rs[0][0] == 422, f"a text of invalid UTF-8: {rs}")
+    p.send_signal(signal.SIGTERM)
+    p.wait(60)
+lines = open(log_path, "rb").read().splitlines()
+logged = [line for line in lines if b'"event":"request"' in line]
+try:
+    texts = [json.loads(line.decode("utf-8")).get("texts") for line in logged]
+except (UnicodeDecodeError, ValueError) as e:
+    texts = [repr(e)]
+check(texts == [["bad\ufffdbytes"]], f"--log-text line for a text of invalid UTF-8: {texts} {logged}")
+
+# ---- a vocab.txt with more tokens than config.json's vocab_size fails at startup -------------
+bad_model = os.path.join(build, "hardening_big_vocab")
+shutil.rmtree(bad_model, ignore_errors=True)
+shutil.copytree(tiny, bad_model)
+with open(os.path.join(bad_model, "vocab.txt"), "a") as v:
+    v.write("extratoken\n")
+p = subprocess.run([os.path.join(build, "bertserve"), "--model", bad_model, "--port", "0"], capture_output=True,
+                   timeout=60)
+check(p.returncode == 1 and b"vocab.txt: 30523 tokens, more than config.json's vocab_size of 30522" in p.stderr,
+      f"vocab.txt larger than vocab_size: exit {p.returncode} {p.stderr[-300:]!r}")
+shutil.rmtree(bad_model)
 
 # ---- memory: the bodies held across connections are bounded ----------------------------------
 def rss_mb(pid):

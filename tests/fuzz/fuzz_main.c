@@ -25,7 +25,7 @@ static int replay_file(const char *path)
 {
     char err[BS_ERR_LEN];
     size_t len;
-    char *text = read_whole_file(path, &len, err);
+    char *text = read_whole_file(path, SIZE_MAX, &len, err);
     if (!text) {
         fprintf(stderr, "fuzz replay: cannot read %s\n", err);
         return -1;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char tmp[64];
@@ -380,6 +381,77 @@ static void test_config_errors(void)
     restore();
 }
 
+static void same_labels(cJSON *c)
+{
+    cJSON *labels = cJSON_CreateObject();
+    for (int i = 0; i < 3; i++) {
+        char key[4];
+        snprintf(key, sizeof key, "%d", i);
+        cJSON_AddStringToObject(labels, key, "a");
+    }
+    cJSON_ReplaceItemInObject(c, "id2label", labels);
+}
+
+/* Sets element 0 of a float32 tensor in a copy of the weights to v. */
+static void write_weights_with(const char *tensor, float v)
+{
+    size_t data_start;
+    cJSON *h = header_of(&data_start);
+    const cJSON *offsets = cJSON_GetObjectItem(cJSON_GetObjectItem(h, tensor), "data_offsets");
+    size_t at = data_start + (size_t)cJSON_GetArrayItem(offsets, 0)->valuedouble;
+    cJSON_Delete(h);
+    char *copy = malloc(orig_weights_len);
+    memcpy(copy, orig_weights, orig_weights_len);
+    memcpy(copy + at, &v, sizeof v);
+    write_file("model.safetensors", copy, orig_weights_len);
+    free(copy);
+}
+
+/* Model files that lie: non-finite weights, duplicate labels, and files that are not regular
+ * or not of a plausible size (issue: a config.json linked to /dev/zero read without end; a
+ * vocab.txt FIFO hung startup). Each fails at once, naming the file. */
+static void test_lying_files(void)
+{
+    restore();
+    write_weights_with("classifier.bias", NAN);
+    expect_failure("NaN in classifier.bias", "model.safetensors", "classifier.bias", "non-finite");
+    write_weights_with("bert.encoder.layer.1.output.dense.weight", -INFINITY);
+    expect_failure("-Inf in a layer's weight", "bert.encoder.layer.1.output.dense.weight", "non-finite", NULL);
+    restore();
+    with_config("duplicate label names", same_labels, "id2label", "\"a\" twice");
+
+    char path[BS_PATH_LEN], err[BS_ERR_LEN];
+    restore();
+    path_join(path, tmp, "config.json", err);
+    unlink(path);
+    CHECK(symlink("/dev/zero", path) == 0, "symlink");
+    expect_failure("config.json linked to /dev/zero", "config.json", "not a regular file", NULL);
+    unlink(path);
+    CHECK(mkfifo(path, 0600) == 0, "mkfifo");
+    expect_failure("config.json a FIFO", "config.json", "not a regular file", NULL);
+    unlink(path);
+    restore();
+    CHECK(truncate(path, (off_t)CONFIG_MAX_BYTES + 1) == 0, "truncate");
+    expect_failure("config.json of 16 MiB + 1", "config.json", "over the limit", NULL);
+    restore();
+    path_join(path, tmp, "model.safetensors", err);
+    unlink(path);
+    CHECK(mkfifo(path, 0600) == 0, "mkfifo");
+    expect_failure("model.safetensors a FIFO", "model.safetensors", "not a regular file", NULL);
+    unlink(path);
+    restore();
+
+    /* A vocab.txt with more tokens than vocab_size: a token past the embedding table. */
+    bert_model *m = expect_success("the model for the vocabulary check");
+    if (m) {
+        CHECK(bert_check_vocab(m, m->cfg.vocab_size, "vocab.txt", err) == 0, "a vocab of vocab_size fits: %s", err);
+        CHECK(bert_check_vocab(m, m->cfg.vocab_size + 1, "dir/vocab.txt", err) == -1 && strstr(err, "dir/vocab.txt") &&
+                  strstr(err, "vocab_size"),
+              "one token too many: %s", err);
+        bert_model_free(m);
+    }
+}
+
 static void test_batch_errors(void)
 {
     restore();
@@ -488,9 +560,9 @@ int main(void)
     char err[BS_ERR_LEN], path[BS_PATH_LEN];
     const char *src = shared_path("models/tiny-bert");
     path_join(path, src, "config.json", err);
-    orig_config = read_whole_file(path, &orig_config_len, err);
+    orig_config = read_whole_file(path, SIZE_MAX, &orig_config_len, err);
     path_join(path, src, "model.safetensors", err);
-    orig_weights = read_whole_file(path, &orig_weights_len, err);
+    orig_weights = read_whole_file(path, SIZE_MAX, &orig_weights_len, err);
     snprintf(tmp, sizeof tmp, "/tmp/bertserve-errors-XXXXXX");
     if (!orig_config || !orig_weights || !mkdtemp(tmp)) {
         fprintf(stderr, "FAIL: cannot set up the test directory: %s\n", err);
@@ -500,6 +572,7 @@ int main(void)
     test_weights_errors();
     test_weights_variants();
     test_config_errors();
+    test_lying_files();
     test_batch_errors();
     test_half_conversions();
     test_probabilities();

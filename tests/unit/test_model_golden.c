@@ -9,6 +9,7 @@
 #include "engine/model.h"
 
 #include <cjson/cJSON.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,7 +243,7 @@ static void check_intermediates(run *r)
     char rel[256], err[BS_ERR_LEN];
     snprintf(rel, sizeof rel, "golden/%s/intermediates.json", r->g->name);
     size_t len;
-    char *text = read_whole_file(shared_path(rel), &len, err);
+    char *text = read_whole_file(shared_path(rel), SIZE_MAX, &len, err);
     CHECK(text, "%s", err);
     cJSON *root = text ? cJSON_ParseWithLength(text, len) : NULL;
     free(text);
@@ -320,7 +321,7 @@ static void check_meta(run *r, const char *dir)
     char rel[256], err[BS_ERR_LEN], path[BS_PATH_LEN], hex[65];
     snprintf(rel, sizeof rel, "golden/%s/meta.json", r->g->name);
     size_t len;
-    char *text = read_whole_file(shared_path(rel), &len, err);
+    char *text = read_whole_file(shared_path(rel), SIZE_MAX, &len, err);
     cJSON *meta = text ? cJSON_ParseWithLength(text, len) : NULL;
     free(text);
     const cJSON *sha = cJSON_GetObjectItem(meta, "weights_sha256"), *labels = cJSON_GetObjectItem(meta, "labels");

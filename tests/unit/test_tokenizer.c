@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char tmp_root[] = "/tmp/bertserve-test-XXXXXX";
@@ -213,6 +214,26 @@ int main(void)
     expect_load_error("bad-strip", vocab, "{\"do_lower_case\": true, \"strip_accents\": false}",
                       "tokenizer_config.json", "strip_accents");
     expect_load_error("bad-unk", vocab, "{\"unk_token\": \"<unk>\"}", "vocab.txt", "<unk>");
+
+    /* Only a missing tokenizer_config.json means "absent": one that cannot be read fails the load
+     * (a cased model must not silently become uncased), and no model file may hang the load. */
+    char path[600];
+    const char *dir = make_model("config-dir", vocab, NULL);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    CHECK(mkdir(path, 0700) == 0, "mkdir %s", path);
+    expect_load_error("config-dir", vocab, NULL, "tokenizer_config.json", "not a regular file");
+    dir = make_model("config-fifo", vocab, NULL);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    CHECK(mkfifo(path, 0600) == 0, "mkfifo %s", path);
+    expect_load_error("config-fifo", vocab, NULL, "tokenizer_config.json", "not a regular file");
+    dir = make_model("config-dangling", vocab, NULL);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    CHECK(symlink("/nonexistent/tokenizer_config.json", path) == 0, "symlink %s", path);
+    expect_load_error("config-dangling", vocab, NULL, "tokenizer_config.json", "No such file");
+    dir = make_model("vocab-fifo", NULL, NULL);
+    snprintf(path, sizeof path, "%s/vocab.txt", dir);
+    CHECK(mkfifo(path, 0600) == 0, "mkfifo %s", path);
+    expect_load_error("vocab-fifo", NULL, NULL, "vocab.txt", "not a regular file");
 
     /* CRLF vocabularies load with the same tokens */
     t = tokenizer_load(make_model("crlf", "[PAD]\r\n[UNK]\r\n[CLS]\r\n[SEP]\r\nprofit\r\n", NULL), err);
