@@ -75,9 +75,10 @@ static void worker_state_free(struct worker_state *w)
  * millisecond or so; a batch taken at the first of them would split the clients into cohorts
  * that then alternate for good (a batch's answers always return while the other cohort's batch
  * runs). So after a batch of more than one text (a lone client never waits) the worker waits
- * until the queue holds what it held when that batch ended plus that batch's texts (everyone
- * is back), or until the batch is full, for at most max_wait_seconds after both the batch's
- * end and the oldest job's arrival. deadline receives when to look again. */
+ * until the queue holds what it held when that batch ended plus that batch's texts of the jobs
+ * it finished (everyone is back; the rest of a split job waits for nobody), or until the batch
+ * is full, for at most max_wait_seconds after both the batch's end and the oldest job's
+ * arrival. deadline receives when to look again. */
 static bool should_wait(const batcher *p, struct timespec *deadline)
 {
     if (p->set.max_wait_seconds <= 0 || p->stopping || p->last_batch_texts <= 1 ||
@@ -231,7 +232,6 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&p->lock);
         p->running--;
         p->last_progress = p->last_batch_end = monotonic_seconds();
-        p->expected_texts = p->queued_texts + n;
         for (int i = 0; i < n; i++) {
             struct job *j = w.items[i].job;
             if (status) {
@@ -240,6 +240,12 @@ static void *worker_main(void *arg)
             }
             count_done(p, j, 1, &finished);
         }
+        /* Only the texts of jobs this batch finished go back to clients who may send more: a
+         * job split over batches is still running, and its client is not coming back. */
+        long answered = 0;
+        for (int i = 0; i < n; i++)
+            answered += w.items[i].job->seqs_done == w.items[i].job->n_seqs;
+        p->expected_texts = p->queued_texts + answered;
         /* Hand back outside the lock: a callback may resume a connection whose next request
          * must find its slot free. */
         pthread_mutex_unlock(&p->lock);
