@@ -19,6 +19,8 @@ struct config {
     int batch_wait_us;    /* how long a batch with room may wait for company */
     int max_connections;
     int timeout_seconds;  /* idle/slow connection timeout */
+    int header_timeout_seconds; /* a request's headers are due this long after the connection opened
+                                 * or its last answer; 0: no deadline */
     int workers;          /* compute workers (batches in parallel) */
     int threads;          /* forward-pass threads per worker; 0: CPUs available / workers */
     int stall_seconds;    /* /health turns 503 after the workers stall this long; 0: never */

@@ -71,6 +71,10 @@ static const struct option_spec specs[] = {
      100000},
     {"--timeout-seconds", "BERTSERVE_TIMEOUT_SECONDS", "N", "close a connection idle or stalled this long", INT,
      OFF(timeout_seconds), 1, 86400},
+    {"--header-timeout-seconds", "BERTSERVE_HEADER_TIMEOUT_SECONDS", "N",
+     "close a connection whose request headers are not in this long after it opened or after its last answer "
+     "(0: never)",
+     INT, OFF(header_timeout_seconds), 0, 86400},
     {"--workers", "BERTSERVE_WORKERS", "N", "compute workers: batches run in parallel", INT, OFF(workers), 1, 256},
     {"--threads", "BERTSERVE_THREADS", "N",
      "forward-pass threads per worker (0: the CPUs available, shared out between the workers)", INT, OFF(threads), 0,
@@ -176,6 +180,7 @@ enum config_result config_from_command_line(int argc, char **argv, struct config
         .stall_seconds = 60,
         .max_connections = 512,
         .timeout_seconds = 30,
+        .header_timeout_seconds = 10,
         .workers = 1,
         .grace_seconds = 30,
     };

@@ -2,6 +2,7 @@
 
 #include "common/bs_error.h"
 #include "common/clock.h"
+#include "server/header_deadline.h"
 #include "server/infer.h"
 #include "server/logger.h"
 #include "text/utf8.h"
@@ -41,6 +42,7 @@ struct http_server {
     atomic_int in_flight;
     atomic_uint_fast64_t request_counter;
     atomic_long buffered_bytes; /* held for request bodies, across all connections */
+    header_deadline *deadline;  /* --header-timeout-seconds; NULL: none */
     uint64_t id_seed;
     pthread_mutex_t info_lock; /* guards weights_sha256 */
     char weights_sha256[80];
@@ -65,6 +67,7 @@ struct exchange {
     struct service_error refusal;
     bool close_after; /* the request's framing is suspect: close the connection after answering */
     infer_call *call; /* /predict, once its body is in (infer.h) */
+    void *watch;      /* the connection's header deadline (header_deadline.h) */
     signed char ready_read; /* /ready's answer: the state its status was read from (1 ready,
                              * 0 draining); -1 for any other answer */
 };
@@ -567,6 +570,11 @@ static struct exchange *exchange_new(http_server *s, struct MHD_Connection *conn
     r->ready_read = -1;
     snprintf(r->method, sizeof r->method, "%s", method);
     request_id(s, conn, r->id);
+    if (s->deadline) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        r->watch = ci ? ci->socket_context : NULL;
+        header_deadline_headers_in(s->deadline, r->watch);
+    }
     atomic_fetch_add(&s->in_flight, 1);
     metrics_in_flight(s->svc->metrics, +1);
     return r;
@@ -638,6 +646,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         cJSON_AddItemToObject(f, "texts", inputs);
     log_event(s->cfg->log_json, "request", f);
 
+    if (s->deadline)
+        header_deadline_answered(s->deadline, r->watch);
     infer_free(r->call);
     body_free(r);
     free(r);
@@ -646,6 +656,23 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
+
+/* Connections opened and closed: the header deadline watches each. libmicrohttpd notifies a
+ * close before it closes the descriptor. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    http_server *s = cls;
+    if (!s->deadline)
+        return;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci ? header_deadline_add(s->deadline, ci->connect_fd) : NULL;
+    } else {
+        header_deadline_remove(s->deadline, *socket_context);
+        *socket_context = NULL;
+    }
+}
 
 /* libmicrohttpd's own messages (a client that hung up, an internal error) as log events, so
  * that --log-format json stays one JSON object per line. */
@@ -742,6 +769,12 @@ http_server *http_start(const struct config *cfg, const struct infer_service *sv
         return NULL;
     }
     atomic_store(&s->ready, true);
+    if (cfg->header_timeout_seconds > 0 && !(s->deadline = header_deadline_start(cfg->header_timeout_seconds, err))) {
+        close(s->listen_fd);
+        pthread_mutex_destroy(&s->info_lock);
+        free(s);
+        return NULL;
+    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_library_message, s,
@@ -749,10 +782,12 @@ http_server *http_start(const struct config *cfg, const struct infer_service *sv
                               MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS, MHD_OPTION_CONNECTION_LIMIT,
                               (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
                               (unsigned)cfg->timeout_seconds, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                              MHD_OPTION_UNESCAPE_CALLBACK, unescape_keeping_nul, s, MHD_OPTION_END);
+                              MHD_OPTION_UNESCAPE_CALLBACK, unescape_keeping_nul, s, MHD_OPTION_NOTIFY_CONNECTION,
+                              on_connection, s, MHD_OPTION_END);
     if (!s->mhd) {
         bs_fail(err, "cannot start the HTTP server on %s port %d", cfg->host, s->port);
         close(s->listen_fd);
+        header_deadline_stop(s->deadline);
         pthread_mutex_destroy(&s->info_lock);
         free(s);
         return NULL;
@@ -767,7 +802,7 @@ http_server *http_start(const struct config *cfg, const struct infer_service *sv
                                               MHD_OPTION_CONNECTION_LIMIT, 64U, MHD_OPTION_CONNECTION_TIMEOUT,
                                               (unsigned)cfg->timeout_seconds, MHD_OPTION_NOTIFY_COMPLETED,
                                               on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape_keeping_nul,
-                                              s, MHD_OPTION_END);
+                                              s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
         if (!s->mhd_metrics) {
             if (s->metrics_fd >= 0) {
                 bs_fail(err, "cannot start the metrics server on %s port %d", cfg->host, s->metrics_port);
@@ -826,6 +861,7 @@ void http_stop(http_server *s)
     if (s->mhd_metrics)
         MHD_stop_daemon(s->mhd_metrics);
     MHD_stop_daemon(s->mhd);
+    header_deadline_stop(s->deadline); /* after the daemons: their connections are gone */
     pthread_mutex_destroy(&s->info_lock);
     free(s);
 }

@@ -11,6 +11,8 @@
   - answers and logs stay valid UTF-8 and, with --log-format json, one JSON object per line,
     libmicrohttpd's own messages and --log-text's refused texts included; a path with %00 is not
     routed; SIGUSR1/SIGUSR2 are ignored;
+  - a client that sends its headers a byte at a time is closed at --header-timeout-seconds, so
+    such clients cannot keep /health from answering;
   - a vocab.txt with more tokens than config.json's vocab_size fails at startup, naming it;
   - after each, /predict still answers correctly.
 usage: hardening_test.py BUILD_DIR"""
@@ -201,6 +203,52 @@ p = subprocess.run([os.path.join(build, "bertserve"), "--model", bad_model, "--p
 check(p.returncode == 1 and b"vocab.txt: 30523 tokens, more than config.json's vocab_size of 30522" in p.stderr,
       f"vocab.txt larger than vocab_size: exit {p.returncode} {p.stderr[-300:]!r}")
 shutil.rmtree(bad_model)
+
+# ---- slow headers: a request line one byte every half second no longer holds a slot for good ---
+# Every connection slot (here 16) held by such a client: /health answers again once the header
+# deadline (here 2 s) has shut them down, and they are closed.
+sl = Daemon(build, tiny, "--max-connections", "16", "--header-timeout-seconds", "2")
+slow = []
+for i in range(16):
+    s = socket.create_connection(("127.0.0.1", sl.port), timeout=5)
+    s.sendall(b"G")
+    slow.append(s)
+t0 = time.time()
+health = None
+for step in range(40):  # 20 s at most; each slow client sends a byte every 0.5 s meanwhile
+    for s in slow:
+        try:
+            s.send(b"E")
+        except OSError:
+            pass
+    if health is None:
+        try:
+            c = socket.create_connection(("127.0.0.1", sl.port), timeout=0.4)
+            c.settimeout(0.4)
+            c.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            got = c.recv(4096)
+            c.close()
+            if got.startswith(b"HTTP/1.1 200"):
+                health = time.time() - t0
+        except OSError:
+            pass
+    time.sleep(0.5)
+    if health is not None:
+        break
+closed = 0
+for s in slow:
+    try:
+        s.setblocking(False)
+        closed += s.recv(1) == b""
+    except BlockingIOError:
+        pass
+    except OSError:
+        closed += 1
+    s.close()
+check(health is not None and health < 8, f"/health under 16 slow-header clients: answered after {health} s")
+check(closed == 16, f"slow-header clients closed by the deadline: {closed} of 16")
+still_serves(sl, "slow-header clients")
+check(sl.stop() == 0, "slow headers: exit code")
 
 # ---- memory: the bodies held across connections are bounded ----------------------------------
 def rss_mb(pid):
