@@ -103,6 +103,6 @@ check(ok_after + stats["refused_503"] >= stats["in_flight_at_term"], f"in-flight
 check(ok_after >= CLIENTS // 2 and stats["refused_503"] <= CLIENTS // 4,
       f"queued requests were refused instead of answered: {ok_after} answered 200 after SIGTERM, "
       f"{stats['refused_503']} got 503: {stats}")
-check(rc == 0, f"exit code after SIGTERM: {rc}")
+check(rc == 0, f"exit code after SIGTERM: {rc}; the daemon's log ends:\n" + "".join(d.lines[-15:]))
 check(not d.sanitizer_reports(), "sanitizer reports:\n" + "".join(d.lines[-30:]))
 finish("drain")
