@@ -14,4 +14,7 @@ void rowop_softmax(float *x, int n, float scale);
 void rowop_layernorm(float *x, const float *add, const float *bias, const float *g, const float *b, int n,
                      float eps);
 
+/* x = gelu(x) over a row of n: HF's erf GELU, the very function of GEMM_BIAS_GELU. */
+void rowop_gelu(float *x, int n);
+
 #endif

@@ -1,6 +1,6 @@
 /* The GEMM kernels of src/engine/gemm.c against double-precision references: products over every
  * tile shape and ragged edge, each epilogue, 1-3 threads, strided and partial panel ranges;
- * and the row operations (rowops.h), softmax and LayerNorm. The forward-pass tests only ever run the best kernel the
+ * and the row operations (rowops.h), softmax, LayerNorm and GELU. The forward-pass tests only ever run the best kernel the
  * CPU has, so this file is built once per kernel (GEMM_MAX_ISA) and checks that the kernel
  * it asked for is the one that ran: a CPU without it skips that build's test, visibly. */
 #include "check.h"
@@ -154,6 +154,21 @@ static void check_layernorm(int n, bool with_add)
     free(x), free(add), free(bias), free(g), free(b), free(v);
 }
 
+/* rowop_gelu is GEMM_BIAS_GELU's function, tail included. */
+static void check_gelu(int n)
+{
+    float *x = random_floats((size_t)n, 41u), *y = malloc((size_t)n * sizeof *y);
+    for (int i = 0; i < n; i++)
+        y[i] = x[i] *= 6.0f;
+    rowop_gelu(y, n);
+    for (int i = 0; i < n; i++)
+        if (!(fabs(y[i] - gelu(x[i])) <= 1e-6 * fabs(x[i]) + 1e-7)) {
+            CHECK(0, "gelu n=%d: gelu(%.9g) = %.9g, reference %.9g", n, x[i], y[i], gelu(x[i]));
+            break;
+        }
+    free(x), free(y);
+}
+
 int main(void)
 {
     if (strcmp(gemm_kernel_name(), GEMM_EXPECT) != 0) {
@@ -200,5 +215,7 @@ int main(void)
         check_layernorm(ln[i], false);
         check_layernorm(ln[i], true);
     }
+    for (int n = 1; n <= 40; n++)
+        check_gelu(n);
     return test_finish("test_gemm_" GEMM_EXPECT);
 }
