@@ -1,0 +1,75 @@
+/* The fp32 kernel against the bf16 one on BERT-base's FFN product (n = 3072, k = 768) at 512,
+ * 128 and 32 rows: the same process, the two runs alternating (so a neighbour's load or the
+ * clock's drift falls on both alike), median times, GFLOP/s and the ratio.
+ *
+ * usage: gemm-bf16-bench [threads [reps]]     (defaults: 1 thread, 15 reps per kernel and shape) */
+#include "common/clock.h"
+#include "engine/gemm.h"
+#include "engine/gemm_bf16.h"
+#include "engine/threadpool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *t, int n)
+{
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+static void bench_shape(threadpool *pool, int m, int n, int k, int reps)
+{
+    float *a = malloc(sizeof(float) * (size_t)m * k), *w = malloc(sizeof(float) * (size_t)n * k);
+    float *c = malloc(sizeof(float) * (size_t)m * n), *bias = calloc((size_t)n, sizeof(float));
+    float *packed = malloc(sizeof(float) * gemm_packed_floats(n, k));
+    uint16_t *packed16 = malloc(sizeof(uint16_t) * gemm_packed_bf16_size(n, k));
+    uint16_t *scratch = malloc(sizeof(uint16_t) * gemm_bf16_scratch_size(m, k));
+    double *t32 = malloc(sizeof(double) * (size_t)reps), *t16 = malloc(sizeof(double) * (size_t)reps);
+    unsigned s = 1;
+    for (size_t i = 0; i < (size_t)m * k; i++)
+        a[i] = (float)((s = s * 1664525u + 1013904223u) >> 9) / 8388608.0f - 1.0f;
+    for (size_t i = 0; i < (size_t)n * k; i++)
+        w[i] = (float)((s = s * 1664525u + 1013904223u) >> 9) / 8388608.0f * 0.1f - 0.05f;
+    gemm_pack(w, k, n, k, packed);
+    gemm_pack_bf16(w, k, n, k, packed16);
+    gemm_linear(pool, a, m, packed, n, k, c, bias, GEMM_BIAS); /* warm-up: pages, caches, clocks */
+    gemm_linear_bf16(pool, a, m, packed16, n, k, c, bias, GEMM_BIAS, scratch);
+    for (int r = 0; r < reps; r++) {
+        double t0 = monotonic_seconds();
+        gemm_linear(pool, a, m, packed, n, k, c, bias, GEMM_BIAS);
+        double t1 = monotonic_seconds();
+        gemm_linear_bf16(pool, a, m, packed16, n, k, c, bias, GEMM_BIAS, scratch);
+        double t2 = monotonic_seconds();
+        t32[r] = t1 - t0;
+        t16[r] = t2 - t1;
+    }
+    double flops = 2.0 * m * n * k, m32 = median(t32, reps), m16 = median(t16, reps);
+    printf("%4d x %4d x %4d   fp32 %7.3f ms %6.1f GFLOP/s   bf16 %7.3f ms %6.1f GFLOP/s   bf16/fp32 time %.2f "
+           "(%.2fx speed)\n",
+           m, n, k, m32 * 1e3, flops / m32 * 1e-9, m16 * 1e3, flops / m16 * 1e-9, m16 / m32, m32 / m16);
+    free(a), free(w), free(c), free(bias), free(packed), free(packed16), free(scratch), free(t32), free(t16);
+}
+
+int main(int argc, char **argv)
+{
+    int threads = argc > 1 ? atoi(argv[1]) : 1, reps = argc > 2 ? atoi(argv[2]) : 15;
+    char err[256];
+    threadpool *pool = threadpool_create(threads, err);
+    if (!pool || reps < 1) {
+        fprintf(stderr, "gemm-bf16-bench: %s\n", pool ? "reps must be >= 1" : err);
+        return 1;
+    }
+    printf("kernels: %s and %s, %d thread(s), median of %d alternating runs\n", gemm_kernel_name(),
+           gemm_bf16_kernel_name(), threads, reps);
+    static const int ms[] = {512, 128, 32};
+    for (int i = 0; i < 3; i++)
+        bench_shape(pool, ms[i], 3072, 768, reps);
+    threadpool_free(pool);
+    return 0;
+}
