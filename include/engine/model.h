@@ -19,8 +19,18 @@ typedef struct {
     bool multi_label;              /* problem_type "multi_label_classification": sigmoid */
 } bert_config;
 
+/* The number type of the encoder layers' four linear weights (--dtype). Everything else
+ * (embeddings, LayerNorms, biases, pooler, classifier, attention, activations) is float32
+ * in either. */
+enum bert_dtype {
+    BERT_F32,  /* packed by gemm_pack, products by gemm_linear */
+    BERT_BF16, /* packed by gemm_pack_bf16, products by gemm_linear_bf16 (gemm_bf16.h) */
+};
+
 /* One encoder layer. The nn.Linear weights ([out][in] in the file) are kept packed for the
- * GEMM kernel (include/engine/gemm.h: gemm_pack); biases and LayerNorm parameters as they are. */
+ * GEMM kernel (include/engine/gemm.h: gemm_pack); biases and LayerNorm parameters as they are.
+ * In a BERT_BF16 model the four *_w are NULL and the *_w16 hold the weights, packed by
+ * gemm_pack_bf16; in a BERT_F32 model the *_w16 are NULL. */
 typedef struct {
     float *qkv_w, *qkv_b;   /* [3H][H], [3H]: query, key and value stacked, so one GEMM */
     float *attn_out_w, *attn_out_b; /* [H][H], [H] */
@@ -28,6 +38,7 @@ typedef struct {
     float *ffn_in_w, *ffn_in_b;   /* [I][H], [I] */
     float *ffn_out_w, *ffn_out_b; /* [H][I], [H] */
     float *ln2_g, *ln2_b;   /* output LayerNorm */
+    uint16_t *qkv_w16, *attn_out_w16, *ffn_in_w16, *ffn_out_w16; /* BERT_BF16 only */
 } bert_layer;
 
 typedef struct {
@@ -39,6 +50,8 @@ typedef struct {
     float *pool_w, *pool_b; /* [H][H] packed, [H] */
     float *cls_w, *cls_b;   /* [n_labels][H] packed, [n_labels] */
     void *storage;          /* owns every array above */
+    size_t storage_bytes;   /* what the arrays take in storage (before rounding to huge pages) */
+    enum bert_dtype dtype;
 } bert_model;
 
 /* Loads dir/config.json and dir/model.safetensors, validating everything (header length
@@ -46,7 +59,16 @@ typedef struct {
  * overlapping, every tensor present). Returns NULL with a message naming the file and the
  * tensor or field on failure. */
 bert_model *bert_model_load(const char *dir, char *err);
+/* The same, with the encoder layers' linear weights in dtype (bert_model_load is BERT_F32). */
+bert_model *bert_model_load_dtype(const char *dir, enum bert_dtype dtype, char *err);
 void bert_model_free(bert_model *m);
+
+/* Bytes the model's weights take in memory (its storage, without the huge-page rounding). */
+size_t bert_model_bytes(const bert_model *m);
+
+/* "f32" or "bf16"; and back: 0, or -1 for a name that is neither. */
+const char *bert_dtype_name(enum bert_dtype dtype);
+int bert_dtype_parse(const char *name, enum bert_dtype *dtype);
 
 /* 0 if a vocabulary of n_tokens fits the model's word embeddings (config.json's vocab_size),
  * else -1 with err naming vocab_path: a token id past the table has no embedding. */

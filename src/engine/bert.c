@@ -3,6 +3,7 @@
 #include "common/bs_error.h"
 #include "common/cpu_budget.h"
 #include "engine/gemm.h"
+#include "engine/gemm_bf16.h"
 #include "engine/rowops.h"
 #include "engine/threadpool.h"
 
@@ -131,6 +132,18 @@ static void attention_task(void *ctx, int task, int thread)
     gemm_panels_run(scores, t_pad, n_queries, vp, d, T, out, H, NULL, GEMM_STORE, 0, gemm_panels(d));
 }
 
+/* One of an encoder layer's four linear products, C[rows][n] = A · Wᵀ (+ epilogue), in the
+ * model's dtype: w is the float32 panels (BERT_F32) or w16 the bf16 ones, with a16 the scratch
+ * gemm_linear_bf16 rounds A into (room for gemm_bf16_scratch_size(rows, k)). */
+static void layer_linear(threadpool *pool, const float *a, int rows, const float *w, const uint16_t *w16, int n,
+                         int k, float *c, const float *bias, enum gemm_epilogue ep, uint16_t *a16)
+{
+    if (w16)
+        gemm_linear_bf16(pool, a, rows, w16, n, k, c, bias, ep, a16);
+    else
+        gemm_linear(pool, a, rows, w, n, k, c, bias, ep);
+}
+
 /* dst: each sequence's first row ([CLS]) of the packed rows x. */
 static void first_rows(float *dst, const float *x, const size_t *offsets, int n_seqs, int H)
 {
@@ -193,9 +206,10 @@ int bert_forward_debug(const bert_model *m, const bert_batch *b, float *logits, 
     size_t per_thread = attention_scratch(max_len, d);
 
     /* One scratch block: activations x, fused q|k|v, attention context, the sublayer output
-     * (also the FFN's intermediate), each thread's attention scratch, the pooler rows, and
-     * the sequences' first rows. */
-    size_t need = N * H + N * 3 * H + N * H + N * wide + n_threads * per_thread + 2 * (size_t)S * H +
+     * (also the FFN's intermediate), each thread's attention scratch, the pooler rows, a bf16
+     * model's rounded A (N rows of the widest k, in floats), and the sequences' first rows. */
+    size_t a16_floats = m->dtype == BERT_BF16 ? (gemm_bf16_scratch_size(n, (int)wide) / 2 + 16) & ~(size_t)15 : 0;
+    size_t need = N * H + N * 3 * H + N * H + N * wide + n_threads * per_thread + 2 * (size_t)S * H + a16_floats +
                   (size_t)S * sizeof(size_t) / sizeof(float) + 1;
     if (s->cap < need) {
         free(s->buf);
@@ -206,7 +220,8 @@ int bert_forward_debug(const bert_model *m, const bert_batch *b, float *logits, 
     }
     float *x = s->buf, *qkv = x + N * H, *ctx = qkv + N * 3 * H, *tmp = ctx + N * H;
     float *attn = tmp + N * wide, *pool_in = attn + n_threads * per_thread, *pooled = pool_in + (size_t)S * H;
-    size_t *offsets = (size_t *)(void *)(pooled + (size_t)S * H);
+    uint16_t *a16 = (uint16_t *)(void *)(pooled + (size_t)S * H);
+    size_t *offsets = (size_t *)(void *)(pooled + (size_t)S * H + a16_floats);
 
     /* Embeddings: positions restart at 0 in every sequence of the packed batch. */
     size_t off = 0;
@@ -236,7 +251,7 @@ int bert_forward_debug(const bert_model *m, const bert_batch *b, float *logits, 
          * and values) and the rest of the layer on S rows instead of N: about a twelfth of
          * BERT-base's work. Each row's arithmetic is the same either way. */
         cls_only = !hidden && l == c->n_layers - 1;
-        gemm_linear(pool, x, n, L->qkv_w, 3 * H, H, qkv, L->qkv_b, GEMM_BIAS);
+        layer_linear(pool, x, n, L->qkv_w, L->qkv_w16, 3 * H, H, qkv, L->qkv_b, GEMM_BIAS, a16);
         aj.cls_only = cls_only;
         threadpool_run(pool, S * c->n_heads, attention_task, &aj);
         float *rows_x = x; /* the residual stream the rest of the layer updates */
@@ -246,10 +261,11 @@ int bert_forward_debug(const bert_model *m, const bert_batch *b, float *logits, 
             rows_x = pool_in;
             rows = S;
         }
-        gemm_linear(pool, ctx, rows, L->attn_out_w, H, H, tmp, NULL, GEMM_STORE);
+        layer_linear(pool, ctx, rows, L->attn_out_w, L->attn_out_w16, H, H, tmp, NULL, GEMM_STORE, a16);
         residual_layernorm(pool, rows_x, tmp, L->attn_out_b, L->ln1_g, L->ln1_b, rows, H, c->layer_norm_eps);
-        gemm_linear(pool, rows_x, rows, L->ffn_in_w, F, H, tmp, L->ffn_in_b, GEMM_BIAS_GELU);
-        gemm_linear(pool, tmp, rows, L->ffn_out_w, H, F, ctx, NULL, GEMM_STORE); /* ctx is free again */
+        layer_linear(pool, rows_x, rows, L->ffn_in_w, L->ffn_in_w16, F, H, tmp, L->ffn_in_b, GEMM_BIAS_GELU, a16);
+        /* ctx is free again */
+        layer_linear(pool, tmp, rows, L->ffn_out_w, L->ffn_out_w16, H, F, ctx, NULL, GEMM_STORE, a16);
         residual_layernorm(pool, rows_x, ctx, L->ffn_out_b, L->ln2_g, L->ln2_b, rows, H, c->layer_norm_eps);
         if (hidden)
             memcpy(hidden + (size_t)(l + 1) * N * H, x, N * H * sizeof(float));
