@@ -2,6 +2,8 @@
 #ifndef CLI_H
 #define CLI_H
 
+#include "engine/model.h"
+
 #include <stdbool.h>
 
 struct options {
@@ -10,6 +12,7 @@ struct options {
     bool jsonl, pair;
     int iterations;
     int batch; /* bench FILE: texts per batch */
+    enum bert_dtype dtype; /* --dtype: predict, eval and bench */
 };
 
 /* bertserve-cli bench: times the forward pass (src/cli/cli_bench.c). */

@@ -21,10 +21,10 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: bertserve-cli tokenize --model DIR [--max-length N] [--jsonl] [--pair] < texts\n"
-            "       bertserve-cli predict  --model DIR [--max-length N] [--jsonl] [--pair] < texts\n"
-            "       bertserve-cli eval     --model DIR [--max-length N] FILE\n"
-            "       bertserve-cli bench    --model DIR [--iterations N]\n"
-            "       bertserve-cli bench    --model DIR [--batch N] [--iterations N] FILE\n"
+            "       bertserve-cli predict  --model DIR [--dtype T] [--max-length N] [--jsonl] [--pair] < texts\n"
+            "       bertserve-cli eval     --model DIR [--dtype T] [--max-length N] FILE\n"
+            "       bertserve-cli bench    --model DIR [--dtype T] [--iterations N]\n"
+            "       bertserve-cli bench    --model DIR [--dtype T] [--batch N] [--iterations N] FILE\n"
             "\n"
             "tokenize and predict read one text per line from stdin and write one JSON line each:\n"
             "  tokenize: {\"ids\": [...], \"tokens\": [...], \"type_ids\": [...], \"truncated\": false}\n"
@@ -38,6 +38,9 @@ static void usage(FILE *f)
             "--batch texts (default 16) and prints texts/s.\n"
             "\n"
             "  --model DIR       HuggingFace model directory (config.json, vocab.txt, model.safetensors)\n"
+            "  --dtype T         f32 (default) or bf16: the encoder layers' linear weights rounded to\n"
+            "                    bfloat16 at load (half their memory) and their products run on bf16\n"
+            "                    inputs with float32 sums; everything else stays float32\n"
             "  --max-length N    truncate to N tokens including [CLS]/[SEP] (default: the model's\n"
             "                    max_position_embeddings for predict/eval, no limit for tokenize)\n"
             "  --jsonl           each line is a JSON string, so texts may hold newlines\n"
@@ -139,6 +142,11 @@ static int parse_options(int argc, char **argv, struct options *o, bool *help)
             else
                 o->iterations = (int)v;
             i++;
+        } else if (!strcmp(argv[i], "--dtype") && has_value) {
+            if (bert_dtype_parse(argv[++i], &o->dtype) != 0) {
+                fprintf(stderr, "bertserve-cli: --dtype must be f32 or bf16, not %s\n", argv[i]);
+                return 2;
+            }
         } else if (!strcmp(argv[i], "--jsonl")) {
             o->jsonl = true;
         } else if (!strcmp(argv[i], "--pair")) {
@@ -215,7 +223,7 @@ static int engine_open(struct engine *en, const struct options *o)
     memset(en, 0, sizeof *en);
     en->tok = tokenizer_load(o->model, err);
     if (en->tok)
-        en->model = bert_model_load(o->model, err);
+        en->model = bert_model_load_dtype(o->model, o->dtype, err);
     char vocab_path[BS_PATH_LEN];
     if (!en->tok || !en->model || path_join(vocab_path, o->model, "vocab.txt", err) ||
         bert_check_vocab(en->model, vocab_size(tokenizer_vocab(en->tok)), vocab_path, err)) {

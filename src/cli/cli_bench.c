@@ -13,6 +13,7 @@
 #include "common/cpu_budget.h"
 #include "engine/bert.h"
 #include "engine/gemm.h"
+#include "engine/gemm_bf16.h"
 #include "engine/model.h"
 #include "engine/threadpool.h"
 #include "text/tokenizer.h"
@@ -198,7 +199,7 @@ int cli_bench(const struct options *o)
 {
     char err[BS_ERR_LEN];
     double t_load = monotonic_seconds();
-    bert_model *m = bert_model_load(o->model, err);
+    bert_model *m = bert_model_load_dtype(o->model, o->dtype, err);
     if (!m) {
         fprintf(stderr, "bertserve-cli: %s\n", err);
         return 1;
@@ -212,6 +213,9 @@ int cli_bench(const struct options *o)
     const bert_config *c = &m->cfg;
     printf("model: %s (%d layers x %d hidden, %d heads, %d intermediate, %s), loaded in %.0f ms\n",
            o->model, c->n_layers, c->hidden, c->n_heads, c->intermediate, m->weights_dtype, t_load * 1e3);
+    printf("dtype: %s, %.1f MB of weights in memory%s%s\n", bert_dtype_name(m->dtype), bert_model_bytes(m) / 1e6,
+           m->dtype == BERT_BF16 ? "; encoder linears on the bf16 kernel " : "",
+           m->dtype == BERT_BF16 ? gemm_bf16_kernel_name() : "");
     int threads = cpu_count_available();
     printf("OpenBLAS: kernel %s, %d threads (OPENBLAS_CORETYPE=%s); bertserve GEMM: %s kernel, %d threads\n",
            openblas_get_corename(), openblas_get_num_threads(),
