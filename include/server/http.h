@@ -24,7 +24,8 @@ void http_set_weights_sha256(http_server *s, const char *value);
 
 /* /ready turns 503, the listening socket closes; connections already open are served. */
 void http_drain(http_server *s);
-/* Waits until no request is in progress or deadline (monotonic seconds); true if idle. */
+/* Waits until no request has been in progress for a second, or deadline (monotonic seconds);
+ * true if idle. */
 bool http_wait_idle(http_server *s, double deadline);
 /* Stops the server and frees it. Every submitted job must have finished (batcher_stop). */
 void http_stop(http_server *s);

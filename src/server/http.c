@@ -40,6 +40,7 @@ struct http_server {
     int metrics_fd, metrics_port;
     atomic_bool ready;
     atomic_int in_flight;
+    atomic_llong last_activity_us; /* monotonic: a request began or ended (the drain's quiet) */
     atomic_uint_fast64_t request_counter;
     atomic_long buffered_bytes; /* held for request bodies, across all connections */
     header_deadline *deadline;  /* --header-timeout-seconds; NULL: none */
@@ -576,6 +577,7 @@ static struct exchange *exchange_new(http_server *s, struct MHD_Connection *conn
         header_deadline_headers_in(s->deadline, r->watch);
     }
     atomic_fetch_add(&s->in_flight, 1);
+    atomic_store(&s->last_activity_us, (long long)(monotonic_seconds() * 1e6));
     metrics_in_flight(s->svc->metrics, +1);
     return r;
 }
@@ -652,6 +654,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     body_free(r);
     free(r);
     metrics_in_flight(s->svc->metrics, -1);
+    atomic_store(&s->last_activity_us, (long long)(monotonic_seconds() * 1e6));
     atomic_fetch_sub(&s->in_flight, 1);
 }
 
@@ -847,9 +850,16 @@ void http_drain(http_server *s)
     s->listen_fd = -1;
 }
 
+/* How long the server must have had no request in progress to count as idle. A kept-alive
+ * client sends its next request the moment its answer arrives, on a connection the drain cannot
+ * close in advance; stopping at the first instant with none in progress would cut off such a
+ * request still in transit. Answered during the quiet, it gets 503 and "Connection: close". */
+#define DRAIN_QUIET_SECONDS 1.0
+
 bool http_wait_idle(http_server *s, double deadline)
 {
-    while (atomic_load(&s->in_flight) > 0) {
+    while (atomic_load(&s->in_flight) > 0 ||
+           monotonic_seconds() - (double)atomic_load(&s->last_activity_us) * 1e-6 < DRAIN_QUIET_SECONDS) {
         if (monotonic_seconds() >= deadline)
             return false;
         struct timespec ts = {0, 10 * 1000 * 1000};

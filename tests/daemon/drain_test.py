@@ -41,6 +41,10 @@ def client(i):
         r = rows[(i * 7 + n) % len(rows)]
         n += 1
         body = json.dumps({"text": r["text"]})
+        # After "Connection: close" http.client opens a new connection. One the kernel queued on
+        # the listening socket just before the drain closed it is reset, not answered: that is
+        # a refused connection, not a request dropped from an open one.
+        new_connection = conn.sock is None
         try:
             conn.request("POST", "/predict", body=body, headers={"Content-Type": "application/json"})
         except OSError:  # a new connection after Connection: close, refused while draining
@@ -54,7 +58,7 @@ def client(i):
             status = resp.status
         except (OSError, http.client.HTTPException):
             with lock:
-                stats["dropped"] += 1
+                stats["refused" if new_connection and term_sent.is_set() else "dropped"] += 1
             break
         finally:
             in_flight[i] = False
