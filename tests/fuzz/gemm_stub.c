@@ -1,14 +1,26 @@
-/* The fuzz build's stand-in for src/engine/gemm.c, which clang cannot compile (it uses GCC's vector
- * builtins). model.c references gemm_pack only to pack loaded weights, and no fuzz target
- * loads weights: reaching this is a bug in a target. */
+/* The fuzz build's stand-in for src/engine/gemm.c and gemm_bf16.c, which clang cannot compile
+ * (they use GCC's vector builtins). model.c references gemm_pack and gemm_pack_bf16 only to pack
+ * loaded weights, and no fuzz target loads weights: reaching either is a bug in a target. */
 #include "engine/gemm.h"
+#include "engine/gemm_bf16.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
+static void no_kernels(const char *what)
+{
+    fprintf(stderr, "%s called in the fuzz build, which has no GEMM kernels\n", what);
+    abort();
+}
+
 void gemm_pack(const float *w, int ldw, int n, int k, float *packed)
 {
     (void)w, (void)ldw, (void)n, (void)k, (void)packed;
-    fprintf(stderr, "gemm_pack called in the fuzz build, which has no GEMM kernels\n");
-    abort();
+    no_kernels("gemm_pack");
+}
+
+void gemm_pack_bf16(const float *w, int ldw, int n, int k, uint16_t *packed)
+{
+    (void)w, (void)ldw, (void)n, (void)k, (void)packed;
+    no_kernels("gemm_pack_bf16");
 }
