@@ -3,7 +3,16 @@
 #ifndef CLOCK_H
 #define CLOCK_H
 
+#include <pthread.h>
+#include <time.h>
+
 /* Seconds since an arbitrary fixed point; never jumps with the wall clock. */
 double monotonic_seconds(void);
+
+/* A condition variable whose timed waits are on this clock; 0, or an errno value. */
+int monotonic_cond_init(pthread_cond_t *cond);
+/* The deadline pthread_cond_timedwait takes on such a condition variable, for the instant
+ * `seconds` of monotonic_seconds. */
+struct timespec monotonic_timespec(double seconds);
 
 #endif

@@ -70,9 +70,10 @@ size_t bert_model_bytes(const bert_model *m);
 const char *bert_dtype_name(enum bert_dtype dtype);
 int bert_dtype_parse(const char *name, enum bert_dtype *dtype);
 
-/* 0 if a vocabulary of n_tokens fits the model's word embeddings (config.json's vocab_size),
- * else -1 with err naming vocab_path: a token id past the table has no embedding. */
-int bert_check_vocab(const bert_model *m, int n_tokens, const char *vocab_path, char *err);
+/* 0 if a vocabulary of n_tokens (dir/vocab.txt's) fits the model's word embeddings
+ * (config.json's vocab_size), else -1 with err naming the file: a token id past the table has
+ * no embedding. */
+int bert_check_vocab(const bert_model *m, int n_tokens, const char *dir, char *err);
 
 /* The tensors of a checkpoint, in the order tools/random_model.c writes them (the loader finds
  * them by name, in any order): the embeddings', each layer's in turn, then the pooler's and the

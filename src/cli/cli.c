@@ -1,7 +1,6 @@
 /* bertserve-cli: the engine from the command line (tokenize, predict, eval, bench). */
 #include "cli/cli.h"
 #include "common/bs_error.h"
-#include "common/fileio.h"
 #include "common/json_text.h"
 #include "engine/bert.h"
 #include "engine/model.h"
@@ -224,9 +223,7 @@ static int engine_open(struct engine *en, const struct options *o)
     en->tok = tokenizer_load(o->model, err);
     if (en->tok)
         en->model = bert_model_load_dtype(o->model, o->dtype, err);
-    char vocab_path[BS_PATH_LEN];
-    if (!en->tok || !en->model || path_join(vocab_path, o->model, "vocab.txt", err) ||
-        bert_check_vocab(en->model, vocab_size(tokenizer_vocab(en->tok)), vocab_path, err)) {
+    if (!en->tok || !en->model || bert_check_vocab(en->model, vocab_size(tokenizer_vocab(en->tok)), o->model, err)) {
         bert_model_free(en->model);
         fprintf(stderr, "bertserve-cli: %s\n", err);
         tokenizer_free(en->tok);

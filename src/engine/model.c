@@ -580,10 +580,10 @@ int bert_dtype_parse(const char *name, enum bert_dtype *dtype)
     return 0;
 }
 
-int bert_check_vocab(const bert_model *m, int n_tokens, const char *vocab_path, char *err)
+int bert_check_vocab(const bert_model *m, int n_tokens, const char *dir, char *err)
 {
     if (n_tokens > m->cfg.vocab_size)
-        return bs_fail(err, "%s: %d tokens, more than config.json's vocab_size of %d", vocab_path, n_tokens,
+        return bs_fail(err, "%s/vocab.txt: %d tokens, more than config.json's vocab_size of %d", dir, n_tokens,
                        m->cfg.vocab_size);
     return 0;
 }

@@ -89,9 +89,7 @@ static bool should_wait(const batcher *p, struct timespec *deadline)
     double until = since + p->set.max_wait_seconds;
     if (monotonic_seconds() >= until)
         return false;
-    /* The condition variable waits on CLOCK_MONOTONIC (see batcher_start). */
-    deadline->tv_sec = (time_t)until;
-    deadline->tv_nsec = (long)((until - (double)deadline->tv_sec) * 1e9);
+    *deadline = monotonic_timespec(until); /* the condition variable waits on that clock */
     return true;
 }
 
@@ -273,12 +271,7 @@ batcher *batcher_start(const bert_model *m, const struct batcher_settings *s, ch
     p->model = m;
     p->set = *s;
     pthread_mutex_init(&p->lock, NULL);
-    /* Timed waits measure from CLOCK_MONOTONIC, like every job timestamp. */
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->work, &ca);
-    pthread_condattr_destroy(&ca);
+    monotonic_cond_init(&p->work); /* timed waits measure from the clock of every job timestamp */
     p->last_progress = monotonic_seconds();
     for (int i = 0; i < s->n_workers; i++) {
         int rc = pthread_create(&p->threads[i], NULL, worker_main, p);

@@ -7,7 +7,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/socket.h>
-#include <time.h>
 
 /* One connection: waiting for headers since `since`, unless a request is being served. */
 struct watched {
@@ -41,13 +40,7 @@ static void *watchdog(void *arg)
                 shutdown(w->fd, SHUT_RDWR);
                 w->serving = true; /* once is enough: it is closing */
             }
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += 250 * 1000 * 1000;
-        if (until.tv_nsec >= 1000 * 1000 * 1000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000 * 1000 * 1000;
-        }
+        struct timespec until = monotonic_timespec(now + 0.25);
         pthread_cond_timedwait(&h->wake, &h->lock, &until);
     }
     pthread_mutex_unlock(&h->lock);
@@ -60,12 +53,8 @@ header_deadline *header_deadline_start(double seconds, char *err)
     if (!h)
         return bs_fail(err, "out of memory"), NULL;
     h->seconds = seconds;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&h->lock, NULL);
-    pthread_cond_init(&h->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    monotonic_cond_init(&h->wake);
     if (pthread_create(&h->thread, NULL, watchdog, h)) {
         pthread_cond_destroy(&h->wake);
         pthread_mutex_destroy(&h->lock);

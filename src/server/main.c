@@ -106,9 +106,7 @@ static int load_model(struct daemon *d, char *err)
 {
     d->tok = tokenizer_load(d->cfg.model, err);
     d->model = d->tok ? bert_model_load(d->cfg.model, err) : NULL;
-    char vocab_path[BS_PATH_LEN];
-    if (!d->model || path_join(vocab_path, d->cfg.model, "vocab.txt", err) ||
-        bert_check_vocab(d->model, vocab_size(tokenizer_vocab(d->tok)), vocab_path, err))
+    if (!d->model || bert_check_vocab(d->model, vocab_size(tokenizer_vocab(d->tok)), d->cfg.model, err))
         return -1;
     int limit = d->model->cfg.max_positions;
     if (d->cfg.max_length && (d->cfg.max_length < 3 || d->cfg.max_length > limit))
@@ -143,10 +141,15 @@ static int start_serving(struct daemon *d, char *err)
     };
     if (!(d->batcher = batcher_start(d->model, &bs, err)))
         return -1;
-    d->svc = (struct infer_service){.cfg = cfg, .tok = d->tok, .model = d->model, .batcher = d->batcher,
-                                    .metrics = d->metrics, .max_len = d->svc.max_len,
-                                    .threads_per_worker = threads_per_worker, .cpus = d->cpus.cpus,
-                                    .cpu_source = d->cpus.source};
+    /* The service's max_len is load_model's. */
+    d->svc.cfg = cfg;
+    d->svc.tok = d->tok;
+    d->svc.model = d->model;
+    d->svc.batcher = d->batcher;
+    d->svc.metrics = d->metrics;
+    d->svc.threads_per_worker = threads_per_worker;
+    d->svc.cpus = d->cpus.cpus;
+    d->svc.cpu_source = d->cpus.source;
     d->http = http_start(cfg, &d->svc, err);
     return d->http ? 0 : -1;
 }

@@ -24,7 +24,6 @@ import socket
 import subprocess
 import sys
 import time
-import types
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 from daemon_support import Daemon  # noqa: E402
@@ -39,10 +38,10 @@ ASAN = "build-asan" in os.path.abspath(build)
 HEAD = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
 
 
-def exchange(d, raw, timeout=10):
+def exchange(port, raw, timeout=10):
     """Sends raw bytes on a new connection; returns everything the daemon sent until it closed
     the connection (or timeout), and whether it closed it."""
-    s = socket.create_connection(("127.0.0.1", d.port), timeout=timeout)
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.sendall(raw)
     got, closed, deadline = b"", False, time.time() + timeout
     try:
@@ -80,7 +79,7 @@ def still_serves(d, what):
 
 def refused_and_closed(d, raw, status, error_type, what, timeout=10):
     t0 = time.time()
-    got, closed = exchange(d, raw, timeout)
+    got, closed = exchange(d.port, raw, timeout)
     rs = responses(got)
     check(len(rs) == 1 and rs[0][0] == status, f"{what}: want one {status}, got {[r[0] for r in rs]} {got[:300]!r}")
     if rs:
@@ -108,7 +107,7 @@ refused_and_closed(d, HEAD + b"Transfer-Encoding: gzip, chunked\r\n\r\n" + chunk
 refused_and_closed(d, HEAD + b"Transfer-Encoding: identity\r\n\r\n" + body, 501, "not_implemented",
                    "Transfer-Encoding identity without a length")
 # A plain chunked body is still fine, and the connection stays open for the next request.
-got, closed = exchange(d, HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked + b"GET /health HTTP/1.1\r\n"
+got, closed = exchange(d.port, HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked + b"GET /health HTTP/1.1\r\n"
                        b"Host: x\r\n\r\n", timeout=3)
 check([r[0] for r in responses(got)] == [200, 200], f"chunked then /health on one connection: {got[:400]!r}")
 
@@ -117,14 +116,14 @@ for raw, what, frag in [(b'{"text":"Profit rose."} xyz', "trailing data", b"afte
                         (b'{"text":"a"}{"text":"b"}', "two JSON values", b"after the JSON value"),
                         (b'{"text":"Profit\x00 rose sharply."}', "a raw NUL in a string", b"(0x00)"),
                         (b'{"text":"Profit\x07 rose"}', "a raw BEL in a string", b"(0x07)")]:
-    rs = responses(exchange(d, HEAD + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(raw) + raw)[0])
+    rs = responses(exchange(d.port, HEAD + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(raw) + raw)[0])
     check(len(rs) == 1 and rs[0][0] == 400 and b"invalid_json" in rs[0][2] and frag in rs[0][2],
           f"{what}: {rs}")
 still_serves(d, "bodies that are not one JSON value")
 
 # A chunked body over --max-body-bytes: read and dropped, then 413 and the connection closed.
 piece = b"200\r\n" + b" " * 512 + b"\r\n"
-got, closed = exchange(d, HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + piece * 10 + b"0\r\n\r\n")
+got, closed = exchange(d.port, HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + piece * 10 + b"0\r\n\r\n")
 rs = responses(got)
 check(len(rs) == 1 and rs[0][0] == 413 and b"payload_too_large" in rs[0][2] and closed,
       f"chunked body over the limit: {got[:300]!r} closed={closed}")
@@ -134,14 +133,14 @@ still_serves(d, "a chunked body over the limit")
 for raw, what in [(b"GET /%ff%fe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "a path of invalid UTF-8"),
                   (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: text/\xff\xfe\r\nContent-Length: 2\r\n"
                    b"Connection: close\r\n\r\n{}", "a Content-Type of invalid UTF-8")]:
-    rs = responses(exchange(d, raw)[0])
+    rs = responses(exchange(d.port, raw)[0])
     try:
         ok = len(rs) == 1 and rs[0][0] in (404, 415) and json.loads(rs[0][2].decode("utf-8"))["error"]
     except (UnicodeDecodeError, ValueError) as e:
         ok = False
         print(e)
     check(ok, f"{what}: the answer is not valid UTF-8 JSON: {rs}")
-rs = responses(exchange(d, b"GET /predict%00xyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")[0])
+rs = responses(exchange(d.port, b"GET /predict%00xyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")[0])
 check(len(rs) == 1 and rs[0][0] == 404, f"/predict%00xyz is routed: {rs}")
 # libmicrohttpd's own message for a client that leaves mid-request goes through the JSON log.
 s = socket.create_connection(("127.0.0.1", d.port))
@@ -180,7 +179,7 @@ with open(log_path, "wb") as log:
     if port:
         raw = b'{"text":"bad\xffbytes"}'
         raw = HEAD + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(raw) + raw
-        rs = responses(exchange(types.SimpleNamespace(port=port), raw)[0])
+        rs = responses(exchange(port, raw)[0])
         check(len(rs) == 1 and rs[0][0] == 422, f"a text of invalid UTF-8: {rs}")
     p.send_signal(signal.SIGTERM)
     p.wait(60)
@@ -279,7 +278,7 @@ for s in held:
 time.sleep(0.5)
 # The budget is given back: a whole 1 MB body (padded JSON) now passes.
 padded = b'{"text":"' + row["text"].encode() + b'"}' + b" " * 999000
-rs = responses(exchange(b, HEAD + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(padded) + padded)[0])
+rs = responses(exchange(b.port, HEAD + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(padded) + padded)[0])
 check(len(rs) == 1 and rs[0][0] == 200, f"a 1 MB body after the others left: {[r[0] for r in rs]}")
 b.stop()
 
