@@ -66,9 +66,14 @@ void bert_model_free(bert_model *m);
 /* Bytes the model's weights take in memory (its storage, without the huge-page rounding). */
 size_t bert_model_bytes(const bert_model *m);
 
-/* "f32" or "bf16"; and back: 0, or -1 for a name that is neither. */
+/* "f32" or "bf16"; and back: 0, or -1 for an unknown name. "auto" parses to the fastest dtype
+ * this CPU runs natively (bf16 with AVX512-BF16, else f32). */
 const char *bert_dtype_name(enum bert_dtype dtype);
 int bert_dtype_parse(const char *name, enum bert_dtype *dtype);
+
+/* The kernel the encoder layers' linears run on: "avx512-bf16", "portable-bf16", "avx512-f32",
+ * "avx2-f32" or "generic-f32" (/info's kernel). */
+const char *bert_model_kernel_name(const bert_model *m);
 
 /* 0 if a vocabulary of n_tokens (dir/vocab.txt's) fits the model's word embeddings
  * (config.json's vocab_size), else -1 with err naming the file: a token id past the table has

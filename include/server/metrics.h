@@ -14,8 +14,10 @@ const char *metrics_route_name(enum metrics_route r);
 typedef struct metrics metrics;
 
 /* labels: the model's labels (predictions_total has one series each, present from the start).
- * model, version, precision: bertserve_model_info's labels. NULL when out of memory. */
-metrics *metrics_create(const bert_config *labels, const char *model, const char *version, const char *precision);
+ * model, version, precision (the compute dtype: "f32", "bf16"), kernel (the encoder's product
+ * kernel, e.g. "avx512-bf16"): bertserve_model_info's labels. NULL when out of memory. */
+metrics *metrics_create(const bert_config *labels, const char *model, const char *version, const char *precision,
+                        const char *kernel);
 void metrics_free(metrics *m);
 
 /* One finished HTTP request (method is normalized to a known one or "OTHER"). */

@@ -1,5 +1,7 @@
 #include "server/config.h"
 
+#include "engine/model.h"
+
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -28,7 +30,7 @@ const char *config_build_info(void)
            ", built " __DATE__ " " __TIME__;
 }
 
-enum kind { STR, INT, LONG, FLAG, LOGFMT };
+enum kind { STR, INT, LONG, FLAG, LOGFMT, DTYPE };
 
 /* One row per setting: the table drives parsing, the environment and --help alike. */
 struct option_spec {
@@ -42,6 +44,10 @@ struct option_spec {
 static const struct option_spec specs[] = {
     {"--model", "BERTSERVE_MODEL", "DIR", "HuggingFace model directory (config.json, vocab.txt, model.safetensors)",
      STR, OFF(model), 0, 0},
+    {"--dtype", "BERTSERVE_DTYPE", "f32|bf16|auto",
+     "number type of the encoder's matrix products: f32 (exact), bf16 (AVX512-BF16), auto (the fastest this CPU "
+     "runs natively; see README)",
+     DTYPE, OFF(dtype), 0, 0},
     {"--host", "BERTSERVE_HOST", "ADDR", "address to listen on (IPv4 or IPv6)", STR, OFF(host), 0, 0},
     {"--port", "BERTSERVE_PORT", "N", "TCP port; 0 picks a free one and prints it", INT, OFF(port), 0, 65535},
     {"--metrics-port", "BERTSERVE_METRICS_PORT", "N",
@@ -102,7 +108,7 @@ static void usage(FILE *f, const struct config *d)
         snprintf(left, sizeof left, "%s%s%s", s->flag, s->arg ? " " : "", s->arg ? s->arg : "");
         const char *p = (const char *)d + s->offset;
         char def[128] = "";
-        if (s->kind == STR && *(const char *const *)p)
+        if ((s->kind == STR || s->kind == DTYPE) && *(const char *const *)p)
             snprintf(def, sizeof def, " (default %s)", *(const char *const *)p);
         else if (s->kind == INT)
             snprintf(def, sizeof def, " (default %d)", *(const int *)p);
@@ -138,6 +144,13 @@ static int set_value(const struct option_spec *s, const char *value, const char 
             return -1;
         }
         *(bool *)p = on;
+    } else if (s->kind == DTYPE) {
+        enum bert_dtype dtype;
+        if (bert_dtype_parse(value, &dtype)) {
+            fprintf(err_out, "bertserve: %s must be f32, bf16 or auto, not \"%s\"\n", source, value);
+            return -1;
+        }
+        *(const char **)p = value;
     } else if (s->kind == LOGFMT) {
         if (strcmp(value, "text") && strcmp(value, "json")) {
             fprintf(err_out, "bertserve: %s must be text or json, not \"%s\"\n", source, value);
@@ -166,6 +179,7 @@ enum config_result config_from_command_line(int argc, char **argv, struct config
 {
     *c = (struct config){
         .model = "models/finsent-mini",
+        .dtype = "f32",
         .host = "0.0.0.0",
         .port = 8080,
         .metrics_port = -1,

@@ -301,7 +301,10 @@ cJSON *infer_describe(const struct infer_service *s)
     cJSON_AddNumberToObject(o, "attention_heads", c->n_heads);
     cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
     cJSON_AddStringToObject(o, "weights_dtype", s->model->weights_dtype);
-    cJSON_AddStringToObject(o, "compute_dtype", "F32");
+    cJSON_AddStringToObject(o, "compute_dtype", bert_dtype_name(s->model->dtype));
+    cJSON_AddStringToObject(o, "requested_dtype", cfg->dtype);
+    cJSON_AddStringToObject(o, "kernel", bert_model_kernel_name(s->model));
+    cJSON_AddNumberToObject(o, "weights_bytes", (double)bert_model_bytes(s->model));
     cJSON_AddStringToObject(o, "version", config_version());
     cJSON_AddStringToObject(o, "build", config_build_info());
     cJSON_AddStringToObject(o, "gemm_kernel", gemm_kernel_name());

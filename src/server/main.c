@@ -104,8 +104,11 @@ static int install_signal_handlers(struct daemon *d)
 /* The tokenizer and the weights, and the token limit they allow. */
 static int load_model(struct daemon *d, char *err)
 {
+    enum bert_dtype dtype;
+    if (bert_dtype_parse(d->cfg.dtype, &dtype)) /* checked by config_from_command_line */
+        return bs_fail(err, "--dtype %s: unknown", d->cfg.dtype);
     d->tok = tokenizer_load(d->cfg.model, err);
-    d->model = d->tok ? bert_model_load(d->cfg.model, err) : NULL;
+    d->model = d->tok ? bert_model_load_dtype(d->cfg.model, dtype, err) : NULL;
     if (!d->model || bert_check_vocab(d->model, vocab_size(tokenizer_vocab(d->tok)), d->cfg.model, err))
         return -1;
     int limit = d->model->cfg.max_positions;
@@ -126,7 +129,8 @@ static int start_serving(struct daemon *d, char *err)
     int threads_per_worker = cfg->threads ? cfg->threads : d->cpus.cpus / cfg->workers;
     if (threads_per_worker < 1)
         threads_per_worker = 1;
-    d->metrics = metrics_create(&d->model->cfg, cfg->model, config_version(), d->model->weights_dtype);
+    d->metrics = metrics_create(&d->model->cfg, cfg->model, config_version(), bert_dtype_name(d->model->dtype),
+                                bert_model_kernel_name(d->model));
     if (!d->metrics)
         return bs_fail(err, "out of memory");
     struct batcher_settings bs = {

@@ -56,7 +56,7 @@ struct metrics {
     char **labels;
     uint64_t *predictions;
     long in_flight, queue_depth;
-    char *model, *version, *precision;
+    char *model, *version, *precision, *kernel;
     double start_time; /* process start, seconds since the epoch */
 };
 
@@ -120,7 +120,8 @@ static double process_start_time(void)
     return (double)btime + (double)stat.start_time / (double)sysconf(_SC_CLK_TCK);
 }
 
-metrics *metrics_create(const bert_config *cfg, const char *model, const char *version, const char *precision)
+metrics *metrics_create(const bert_config *cfg, const char *model, const char *version, const char *precision,
+                        const char *kernel)
 {
     metrics *m = calloc(1, sizeof *m);
     if (!m)
@@ -143,7 +144,8 @@ metrics *metrics_create(const bert_config *cfg, const char *model, const char *v
     m->model = strdup(model);
     m->version = strdup(version);
     m->precision = strdup(precision);
-    bool ok = m->labels && m->predictions && m->model && m->version && m->precision;
+    m->kernel = strdup(kernel);
+    bool ok = m->labels && m->predictions && m->model && m->version && m->precision && m->kernel;
     for (int k = 0; ok && k < cfg->n_labels; k++)
         ok = (m->labels[k] = strdup(cfg->labels[k])) != NULL;
     m->start_time = process_start_time();
@@ -165,6 +167,7 @@ void metrics_free(metrics *m)
     free(m->model);
     free(m->version);
     free(m->precision);
+    free(m->kernel);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }
@@ -392,6 +395,8 @@ char *metrics_render(metrics *m, size_t *len)
     put_label_value(&o, m->version);
     put(&o, ",precision=");
     put_label_value(&o, m->precision);
+    put(&o, ",kernel=");
+    put_label_value(&o, m->kernel);
     put(&o, "} 1\n");
     double start = m->start_time;
     pthread_mutex_unlock(&m->lock);

@@ -55,10 +55,11 @@ status, _, body = d.request("GET", "/info")
 info = json.loads(body)
 check(status == 200, f"/info: {status}")
 for key, want in [("labels", LABELS), ("max_tokens", 128), ("layers", 2), ("hidden_size", 32),
-                  ("weights_dtype", "F32"), ("model", tiny)]:
+                  ("weights_dtype", "F32"), ("model", tiny), ("compute_dtype", "f32"), ("requested_dtype", "f32")]:
     check(info.get(key) == want, f"/info {key}: {info.get(key)!r} != {want!r}")
 check(info.get("workers") == 2 and info.get("threads_per_worker", 0) >= 1, f"/info workers: {info}")
-for key in ["version", "build", "gemm_kernel", "threads_per_worker", "weights_sha256"]:
+check(info.get("kernel", "").endswith("-f32"), f"/info kernel of an f32 model: {info.get('kernel')!r}")
+for key in ["version", "build", "gemm_kernel", "threads_per_worker", "weights_sha256", "weights_bytes"]:
     check(key in info, f"/info lacks {key}")
 deadline = time.time() + 30
 while info.get("weights_sha256") == "pending" and time.time() < deadline:
@@ -375,8 +376,8 @@ check(m.get('bertserve_requests_total{route="/predict",method="POST",code="200"}
 check(m.get('bertserve_requests_total{route="other",method="GET",code="404"}') == 1, "404 counted once")
 check(m.get("bertserve_queue_depth") == 0, f"queue depth back to 0: {m.get('bertserve_queue_depth')}")
 check(m.get("bertserve_requests_in_flight") == 1, f"in flight is this scrape alone: {m.get('bertserve_requests_in_flight')}")
-check(m.get('bertserve_model_info{model="%s",version="%s",precision="F32"}' % (tiny, info.get("version"))) == 1,
-      "bertserve_model_info")
+check(m.get('bertserve_model_info{model="%s",version="%s",precision="f32",kernel="%s"}'
+            % (tiny, info.get("version"), info.get("kernel"))) == 1, "bertserve_model_info")
 check(m.get("bertserve_tokens_per_text_count", 0) >= N, "tokens per text observed")
 check(m.get("bertserve_inference_time_seconds_count", 0) >= N, "inference time observed")
 for name in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",

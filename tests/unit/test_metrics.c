@@ -11,7 +11,7 @@
 int main(void)
 {
     bert_config labels = {.n_labels = 2, .labels = {"up", "down"}};
-    metrics *m = metrics_create(&labels, "models/x", "0.0.0", "F32");
+    metrics *m = metrics_create(&labels, "models/x", "0.0.0", "f32", "avx512-f32");
     CHECK(m != NULL, "metrics_create");
     if (!m)
         return test_finish("test_metrics");
