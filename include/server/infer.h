@@ -25,6 +25,8 @@ struct infer_service {
     batcher *batcher;
     metrics *metrics;
     int max_len;            /* tokens per text, [CLS]/[SEP] included */
+    const char *model_version;  /* model_version.h */
+    char model_loaded_at[32];   /* when, ISO 8601 UTC */
     int threads_per_worker; /* forward-pass threads of each compute worker */
     int cpus;               /* CPUs the workers share, and how that was decided (cpu_budget.h) */
     const char *cpu_source;
@@ -62,6 +64,9 @@ struct infer_timing {
     int compute_tokens; /* tokens the model ran, after truncation */
 };
 bool infer_timing(const infer_call *c, struct infer_timing *t);
+
+/* The version of the model that answers the call (model_version.h), for X-Model-Version. */
+const char *infer_model_version(const infer_call *c);
 
 /* Tokens handed to the model so far (0 before tokenization), for the request log. */
 int infer_tokens(const infer_call *c);

@@ -13,11 +13,19 @@ const char *metrics_route_name(enum metrics_route r);
 
 typedef struct metrics metrics;
 
+/* What bertserve_model_info says about the model served; bertserve_predictions_total carries
+ * model_version too. */
+struct metrics_model_facts {
+    const char *model;         /* its directory */
+    const char *version;       /* bertserve's */
+    const char *precision;     /* the compute dtype: "f32", "bf16" */
+    const char *kernel;        /* the encoder products' kernel, e.g. "avx512-bf16" */
+    const char *model_version; /* model_version.h */
+};
+
 /* labels: the model's labels (predictions_total has one series each, present from the start).
- * model, version, precision (the compute dtype: "f32", "bf16"), kernel (the encoder's product
- * kernel, e.g. "avx512-bf16"): bertserve_model_info's labels. NULL when out of memory. */
-metrics *metrics_create(const bert_config *labels, const char *model, const char *version, const char *precision,
-                        const char *kernel);
+ * NULL when out of memory. */
+metrics *metrics_create(const bert_config *labels, const struct metrics_model_facts *facts);
 void metrics_free(metrics *m);
 
 /* One finished HTTP request (method is normalized to a known one or "OTHER"). */

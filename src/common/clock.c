@@ -1,5 +1,6 @@
 #include "common/clock.h"
 
+#include <stdio.h>
 
 double monotonic_seconds(void)
 {
@@ -23,4 +24,14 @@ struct timespec monotonic_timespec(double seconds)
     struct timespec ts = {.tv_sec = (time_t)seconds};
     ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
     return ts;
+}
+
+void utc_timestamp(char out[32])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03ldZ", ts.tv_nsec / 1000000L);
 }

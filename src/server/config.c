@@ -44,6 +44,10 @@ struct option_spec {
 static const struct option_spec specs[] = {
     {"--model", "BERTSERVE_MODEL", "DIR", "HuggingFace model directory (config.json, vocab.txt, model.safetensors)",
      STR, OFF(model), 0, 0},
+    {"--model-version", "BERTSERVE_MODEL_VERSION", "NAME",
+     "the model's version in answers, /info and metrics (default: DIR/VERSION, else the weights' sha256, 12 hex "
+     "digits)",
+     STR, OFF(model_version), 0, 0},
     {"--dtype", "BERTSERVE_DTYPE", "f32|bf16|auto",
      "number type of the encoder's matrix products: f32 (exact), bf16 (AVX512-BF16), auto (the fastest this CPU "
      "runs natively; see README)",

@@ -124,6 +124,8 @@ static enum MHD_Result respond(struct exchange *r, unsigned status, char *body, 
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(resp, "X-Request-Id", r->id);
+    if (r->call)
+        MHD_add_response_header(resp, "X-Model-Version", infer_model_version(r->call));
     if (extra_name)
         MHD_add_response_header(resp, extra_name, extra_value);
     struct infer_timing t;
@@ -641,6 +643,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     cJSON_AddNumberToObject(f, "duration_ms", seconds * 1000.0);
     cJSON_AddNumberToObject(f, "tokens", infer_tokens(r->call));
     cJSON_AddStringToObject(f, "request_id", r->id);
+    if (r->call)
+        cJSON_AddStringToObject(f, "model_version", infer_model_version(r->call));
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         cJSON_AddBoolToObject(f, "aborted", true);
     cJSON *inputs = s->cfg->log_text ? infer_inputs_json(r->call) : NULL;

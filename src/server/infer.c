@@ -228,8 +228,10 @@ cJSON *infer_answer(infer_call *c, struct service_error *e)
         else
             out = item;
     }
-    if (ours)
+    if (ours) {
+        cJSON_AddStringToObject(out, "model_version", s->model_version);
         cJSON_AddNumberToObject(out, "processing_time_ms", (monotonic_seconds() - c->t_arrived) * 1000.0);
+    }
     if (!out)
         service_fail(e, ERROR_INTERNAL, "out of memory");
     return out;
@@ -282,6 +284,8 @@ void infer_free(infer_call *c)
     free(c);
 }
 
+const char *infer_model_version(const infer_call *c) { return c->svc->model_version; }
+
 /* ---- the startup facts ---------------------------------------------------------------------- */
 
 cJSON *infer_describe(const struct infer_service *s)
@@ -290,6 +294,9 @@ cJSON *infer_describe(const struct infer_service *s)
     const bert_config *c = &s->model->cfg;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", cfg->model);
+    cJSON_AddStringToObject(o, "model_version", s->model_version);
+    cJSON_AddStringToObject(o, "model_loaded_at", s->model_loaded_at);
+    cJSON_AddNullToObject(o, "previous_model_version");
     cJSON *labels = cJSON_AddArrayToObject(o, "labels");
     for (int k = 0; k < c->n_labels; k++)
         cJSON_AddItemToArray(labels, cJSON_CreateString(c->labels[k]));

@@ -1,6 +1,7 @@
 #include "server/logger.h"
 
 #include "common/buffer.h"
+#include "common/clock.h"
 #include "text/utf8.h"
 
 #include <math.h>
@@ -8,16 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static void timestamp(char out[32])
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03ldZ", ts.tv_nsec / 1000000L);
-}
 
 /* Text format: plain words stay bare, anything with spaces, quotes or '=' is JSON-quoted so a
  * line always splits back into its fields. */
@@ -94,7 +85,7 @@ static int make_valid_utf8(struct buffer *line)
 void log_event(bool json, const char *event, cJSON *fields)
 {
     char ts[32];
-    timestamp(ts);
+    utc_timestamp(ts);
     struct buffer line = {0};
     int rc = json ? append_json(&line, ts, event, fields) : append_text(&line, ts, event, fields);
     cJSON_Delete(fields);

@@ -15,6 +15,7 @@
 #include "server/infer.h"
 #include "server/logger.h"
 #include "server/metrics.h"
+#include "server/model_version.h"
 #include "text/tokenizer.h"
 
 #include <errno.h>
@@ -79,6 +80,8 @@ struct daemon {
     struct hash_job hash;
     pthread_t hasher;
     bool hashing;
+    char model_version[MODEL_VERSION_MAX + 1];
+    char weights_sha256[65]; /* "" until known: hashed at load only when it names the version */
 };
 
 /* SIGTERM and SIGINT write to the self-pipe main waits on; SIGPIPE is ignored. */
@@ -115,6 +118,10 @@ static int load_model(struct daemon *d, char *err)
     if (d->cfg.max_length && (d->cfg.max_length < 3 || d->cfg.max_length > limit))
         return bs_fail(err, "--max-length must be from 3 to the model's %d positions", limit);
     d->svc.max_len = d->cfg.max_length ? d->cfg.max_length : limit;
+    if (model_version_resolve(d->cfg.model_version, d->cfg.model, d->model_version, d->weights_sha256, err))
+        return -1;
+    d->svc.model_version = d->model_version;
+    utc_timestamp(d->svc.model_loaded_at);
     return 0;
 }
 
@@ -129,8 +136,9 @@ static int start_serving(struct daemon *d, char *err)
     int threads_per_worker = cfg->threads ? cfg->threads : d->cpus.cpus / cfg->workers;
     if (threads_per_worker < 1)
         threads_per_worker = 1;
-    d->metrics = metrics_create(&d->model->cfg, cfg->model, config_version(), bert_dtype_name(d->model->dtype),
-                                bert_model_kernel_name(d->model));
+    struct metrics_model_facts facts = {cfg->model, config_version(), bert_dtype_name(d->model->dtype),
+                                        bert_model_kernel_name(d->model), d->model_version};
+    d->metrics = metrics_create(&d->model->cfg, &facts);
     if (!d->metrics)
         return bs_fail(err, "out of memory");
     struct batcher_settings bs = {
@@ -158,10 +166,14 @@ static int start_serving(struct daemon *d, char *err)
     return d->http ? 0 : -1;
 }
 
-/* /info's weights_sha256, computed off the startup path. */
+/* /info's weights_sha256, computed off the startup path (unless the version needed it). */
 static void start_hashing(struct daemon *d)
 {
     char err[BS_ERR_LEN];
+    if (d->weights_sha256[0]) {
+        http_set_weights_sha256(d->http, d->weights_sha256);
+        return;
+    }
     d->hash.http = d->http;
     d->hashing = path_join(d->hash.path, d->cfg.model, "model.safetensors", err) == 0 &&
                  pthread_create(&d->hasher, NULL, hash_weights, &d->hash) == 0;

@@ -56,7 +56,7 @@ struct metrics {
     char **labels;
     uint64_t *predictions;
     long in_flight, queue_depth;
-    char *model, *version, *precision, *kernel;
+    char *model, *version, *precision, *kernel, *model_version;
     double start_time; /* process start, seconds since the epoch */
 };
 
@@ -120,8 +120,7 @@ static double process_start_time(void)
     return (double)btime + (double)stat.start_time / (double)sysconf(_SC_CLK_TCK);
 }
 
-metrics *metrics_create(const bert_config *cfg, const char *model, const char *version, const char *precision,
-                        const char *kernel)
+metrics *metrics_create(const bert_config *cfg, const struct metrics_model_facts *facts)
 {
     metrics *m = calloc(1, sizeof *m);
     if (!m)
@@ -141,11 +140,12 @@ metrics *metrics_create(const bert_config *cfg, const char *model, const char *v
     m->n_labels = cfg->n_labels;
     m->labels = calloc((size_t)cfg->n_labels, sizeof *m->labels);
     m->predictions = calloc((size_t)cfg->n_labels, sizeof *m->predictions);
-    m->model = strdup(model);
-    m->version = strdup(version);
-    m->precision = strdup(precision);
-    m->kernel = strdup(kernel);
-    bool ok = m->labels && m->predictions && m->model && m->version && m->precision && m->kernel;
+    m->model = strdup(facts->model);
+    m->version = strdup(facts->version);
+    m->precision = strdup(facts->precision);
+    m->kernel = strdup(facts->kernel);
+    m->model_version = strdup(facts->model_version);
+    bool ok = m->labels && m->predictions && m->model && m->version && m->precision && m->kernel && m->model_version;
     for (int k = 0; ok && k < cfg->n_labels; k++)
         ok = (m->labels[k] = strdup(cfg->labels[k])) != NULL;
     m->start_time = process_start_time();
@@ -168,6 +168,7 @@ void metrics_free(metrics *m)
     free(m->version);
     free(m->precision);
     free(m->kernel);
+    free(m->model_version);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }
@@ -379,6 +380,8 @@ char *metrics_render(metrics *m, size_t *len)
     for (int k = 0; k < m->n_labels; k++) {
         put(&o, "bertserve_predictions_total{label=");
         put_label_value(&o, m->labels[k]);
+        put(&o, ",model_version=");
+        put_label_value(&o, m->model_version);
         put(&o, "} %llu\n", (unsigned long long)m->predictions[k]);
     }
     put_header(&o, "bertserve_prediction_confidence", "histogram",
@@ -397,6 +400,8 @@ char *metrics_render(metrics *m, size_t *len)
     put_label_value(&o, m->precision);
     put(&o, ",kernel=");
     put_label_value(&o, m->kernel);
+    put(&o, ",model_version=");
+    put_label_value(&o, m->model_version);
     put(&o, "} 1\n");
     double start = m->start_time;
     pthread_mutex_unlock(&m->lock);

@@ -32,6 +32,7 @@ tiny = need(os.path.join(shared, "models", "tiny-bert"))
 finsent = need(os.path.join(shared, "models", "finsent-mini"))
 tiny_rows = [json.loads(l) for l in open(need(os.path.join(shared, "golden", "tiny-bert", "logits.jsonl")))]
 tiny_meta = json.load(open(need(os.path.join(shared, "golden", "tiny-bert", "meta.json"))))
+tiny_version = tiny_meta["weights_sha256"][:12]  # no VERSION file, no --model-version: the weights' hash
 fin_rows = [json.loads(l) for l in open(need(os.path.join(shared, "golden", "finsent-mini", "logits.jsonl")))]
 LABELS = ["positive", "negative", "neutral"]
 MAX_BODY = 100000
@@ -76,7 +77,8 @@ single = next(r for r in tiny_rows if r["id"] == "clear-000")
 status, h, got = d.predict({"text": single["text"]}, {"X-Request-Id": "test-req-1"})
 check(status == 200, f"text: {status} {got}")
 count(got["prediction"])
-check(set(got) == {"text", "prediction", "confidence", "scores", "tokens", "truncated", "processing_time_ms"},
+check(set(got) == {"text", "prediction", "confidence", "scores", "tokens", "truncated", "processing_time_ms",
+                    "model_version"},
       f"text: keys {sorted(got)}")
 check(got["text"] == single["text"], "text echoed")
 check(got["prediction"] == single["label"], f"text: prediction {got['prediction']} != golden {single['label']}")
@@ -110,7 +112,7 @@ count(json.loads(got)["prediction"])
 batch_rows = [r for r in tiny_rows if "text_pair" not in r and r["category"] in ("clear", "news")][:20]
 status, h, got = d.predict({"texts": [r["text"] for r in batch_rows]})
 check(status == 200 and len(got.get("results", [])) == len(batch_rows), f"texts: {status}")
-check(set(got) == {"results", "processing_time_ms"}, f"texts: keys {sorted(got)}")
+check(set(got) == {"results", "processing_time_ms", "model_version"}, f"texts: keys {sorted(got)}")
 check(h.get("x-compute-tokens") == str(sum(len(r["input_ids"]) for r in batch_rows)), "texts: x-compute-tokens")
 for r, res in zip(batch_rows, got.get("results", [])):
     count(res["prediction"])
@@ -366,7 +368,7 @@ while True:
         break
     time.sleep(0.02)
 for k in LABELS:
-    key = f'bertserve_predictions_total{{label="{k}"}}'
+    key = f'bertserve_predictions_total{{label="{k}",model_version="{tiny_version}"}}'
     moved = m.get(key, -1) - metrics_before.get(key, 0)
     check(moved == returned[k], f"{key} moved by {moved}, the daemon returned {returned[k]} {k} predictions")
 conf = m.get("bertserve_prediction_confidence_count", 0) - metrics_before.get("bertserve_prediction_confidence_count", 0)
@@ -376,8 +378,8 @@ check(m.get('bertserve_requests_total{route="/predict",method="POST",code="200"}
 check(m.get('bertserve_requests_total{route="other",method="GET",code="404"}') == 1, "404 counted once")
 check(m.get("bertserve_queue_depth") == 0, f"queue depth back to 0: {m.get('bertserve_queue_depth')}")
 check(m.get("bertserve_requests_in_flight") == 1, f"in flight is this scrape alone: {m.get('bertserve_requests_in_flight')}")
-check(m.get('bertserve_model_info{model="%s",version="%s",precision="f32",kernel="%s"}'
-            % (tiny, info.get("version"), info.get("kernel"))) == 1, "bertserve_model_info")
+check(m.get('bertserve_model_info{model="%s",version="%s",precision="f32",kernel="%s",model_version="%s"}'
+            % (tiny, info.get("version"), info.get("kernel"), tiny_version)) == 1, "bertserve_model_info")
 check(m.get("bertserve_tokens_per_text_count", 0) >= N, "tokens per text observed")
 check(m.get("bertserve_inference_time_seconds_count", 0) >= N, "inference time observed")
 for name in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",

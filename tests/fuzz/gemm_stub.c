@@ -1,6 +1,7 @@
 /* The fuzz build's stand-in for src/engine/gemm.c and gemm_bf16.c, which clang cannot compile
  * (they use GCC's vector builtins). model.c references gemm_pack and gemm_pack_bf16 only to pack
- * loaded weights, and no fuzz target loads weights: reaching either is a bug in a target. */
+ * loaded weights, and the kernels' names only to describe a loaded model or resolve --dtype auto;
+ * no fuzz target does either: reaching one is a bug in a target. */
 #include "engine/gemm.h"
 #include "engine/gemm_bf16.h"
 
@@ -23,4 +24,16 @@ void gemm_pack_bf16(const float *w, int ldw, int n, int k, uint16_t *packed)
 {
     (void)w, (void)ldw, (void)n, (void)k, (void)packed;
     no_kernels("gemm_pack_bf16");
+}
+
+const char *gemm_kernel_name(void)
+{
+    no_kernels("gemm_kernel_name");
+    return NULL;
+}
+
+const char *gemm_bf16_kernel_name(void)
+{
+    no_kernels("gemm_bf16_kernel_name");
+    return NULL;
 }

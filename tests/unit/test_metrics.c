@@ -11,7 +11,8 @@
 int main(void)
 {
     bert_config labels = {.n_labels = 2, .labels = {"up", "down"}};
-    metrics *m = metrics_create(&labels, "models/x", "0.0.0", "f32", "avx512-f32");
+    struct metrics_model_facts facts = {"models/x", "0.0.0", "f32", "avx512-f32", "v\"7\\"};
+    metrics *m = metrics_create(&labels, &facts);
     CHECK(m != NULL, "metrics_create");
     if (!m)
         return test_finish("test_metrics");
@@ -30,6 +31,11 @@ int main(void)
         CHECK(strstr(text, "bertserve_prediction_confidence_sum 0.75\n") != NULL,
               "the finite confidence still counts, alone: %s", strstr(text, "bertserve_prediction_confidence_sum"));
         CHECK(strstr(text, "bertserve_prediction_confidence_count 1\n") != NULL, "one confidence observed");
+        /* Every label value escaped as the exposition format requires (\" and \\). */
+        CHECK(strstr(text, "bertserve_predictions_total{label=\"up\",model_version=\"v\\\"7\\\\\"} 1\n") != NULL,
+              "predictions_total carries the model version: %s", strstr(text, "bertserve_predictions_total{"));
+        CHECK(strstr(text, "kernel=\"avx512-f32\",model_version=\"v\\\"7\\\\\"} 1\n") != NULL,
+              "model_info carries the kernel and the model version");
     }
     free(text);
     metrics_free(m);
