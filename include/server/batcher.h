@@ -13,7 +13,11 @@
 #include <stdint.h>
 
 struct job {
-    /* Filled by the submitter: n_seqs sequences packed end to end (see bert_batch). */
+    /* Filled by the submitter: the model to run (it must outlive the job), and n_seqs
+     * sequences packed end to end (see bert_batch). A batch holds one model's texts only: the
+     * daemon swaps models under traffic (issue 20), and jobs tokenized for the old model finish
+     * on it. */
+    const bert_model *model;
     struct packed_tokens tokens;
     int *lens;
     int n_seqs;
@@ -51,8 +55,8 @@ struct batcher_settings {
 
 typedef struct batcher batcher;
 
-/* Starts the workers over the model. NULL with err on failure. */
-batcher *batcher_start(const bert_model *m, const struct batcher_settings *s, char *err);
+/* Starts the workers. NULL with err on failure. */
+batcher *batcher_start(const struct batcher_settings *s, char *err);
 
 /* Admission in two steps, so that the submitter can get ready for the callback (e.g. suspend
  * its connection) only once the job is sure to be accepted: batcher_reserve takes a slot

@@ -12,7 +12,6 @@
 #include <time.h>
 
 struct batcher {
-    const bert_model *model;
     struct batcher_settings set;
     pthread_mutex_t lock;
     pthread_cond_t work; /* a job was queued, or stopping */
@@ -94,9 +93,9 @@ static bool should_wait(const batcher *p, struct timespec *deadline)
 }
 
 /* Under the lock: takes texts from the head of the queue, in order, while they fit the
- * budgets (the first always fits, so a text longer than the token budget runs alone). FIFO
- * by text: a long text is never skipped for shorter ones behind it. Returns the item count;
- * -1 when out of memory. */
+ * budgets (the first always fits, so a text longer than the token budget runs alone) and are
+ * for the first one's model. FIFO by text: a long text, or another model's, is never skipped
+ * for the texts behind it. Returns the item count; -1 when out of memory. */
 static int take_batch(batcher *p, struct worker_state *w, size_t *n_tokens)
 {
     int n = 0;
@@ -105,9 +104,9 @@ static int take_batch(batcher *p, struct worker_state *w, size_t *n_tokens)
     while (p->head && n < p->set.max_batch_texts) {
         struct job *j = p->head;
         int len = j->lens[j->next_seq];
-        if (n > 0 && tokens + (size_t)len > (size_t)p->set.max_batch_tokens)
+        if (n > 0 && (tokens + (size_t)len > (size_t)p->set.max_batch_tokens || j->model != w->items[0].job->model))
             break;
-        if (grow(w, n + 1, tokens + (size_t)len, p->model->cfg.n_labels))
+        if (grow(w, n + 1, tokens + (size_t)len, j->model->cfg.n_labels))
             return n > 0 ? n : -1; /* run what fits; a lone text that cannot be held fails */
         memcpy(w->ids + tokens, j->tokens.ids + j->next_tok, (size_t)len * sizeof *w->ids);
         memcpy(w->type_ids + tokens, j->tokens.type_ids + j->next_tok, (size_t)len * sizeof *w->type_ids);
@@ -173,7 +172,6 @@ static void hand_back(struct job *finished)
 static void *worker_main(void *arg)
 {
     batcher *p = arg;
-    const int n_labels = p->model->cfg.n_labels;
     /* Each worker owns its buffers and forward-pass threads: no locking in the hot path. */
     struct worker_state w = {.scratch = {.n_threads = p->set.threads_per_worker}};
     pthread_mutex_lock(&p->lock);
@@ -215,8 +213,10 @@ static void *worker_main(void *arg)
 
         char err[BS_ERR_LEN];
         double t0 = monotonic_seconds();
+        const bert_model *model = w.items[0].job->model;
+        const int n_labels = model->cfg.n_labels;
         bert_batch b = {.ids = w.ids, .type_ids = w.type_ids, .lens = w.lens, .n_seqs = n};
-        int status = bert_forward(p->model, &b, w.logits, &w.scratch, err);
+        int status = bert_forward(model, &b, w.logits, &w.scratch, err);
         double seconds = monotonic_seconds() - t0;
         if (p->set.on_batch)
             p->set.on_batch(p->set.on_batch_arg, n, (int)n_tokens, seconds);
@@ -255,7 +255,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-batcher *batcher_start(const bert_model *m, const struct batcher_settings *s, char *err)
+batcher *batcher_start(const struct batcher_settings *s, char *err)
 {
     if (s->n_workers < 1 || s->threads_per_worker < 1 || s->max_jobs < 1 || s->max_batch_tokens < 1 ||
         s->max_batch_texts < 1 || s->max_wait_seconds < 0) {
@@ -268,7 +268,6 @@ batcher *batcher_start(const bert_model *m, const struct batcher_settings *s, ch
         bs_fail(err, "out of memory starting %d workers", s->n_workers);
         return NULL;
     }
-    p->model = m;
     p->set = *s;
     pthread_mutex_init(&p->lock, NULL);
     monotonic_cond_init(&p->work); /* timed waits measure from the clock of every job timestamp */

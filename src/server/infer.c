@@ -128,6 +128,7 @@ int infer_submit(infer_call *c, void (*admitted)(void *arg), void (*done)(void *
                             s->cfg->max_concurrent_requests);
     c->done = done;
     c->arg = arg;
+    c->job.model = s->model;
     c->job.done = job_done;
     c->job.arg = c;
     c->submitted = true;

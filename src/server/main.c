@@ -151,7 +151,7 @@ static int start_serving(struct daemon *d, char *err)
         .on_batch = metrics_batch,
         .on_batch_arg = d->metrics,
     };
-    if (!(d->batcher = batcher_start(d->model, &bs, err)))
+    if (!(d->batcher = batcher_start(&bs, err)))
         return -1;
     /* The service's max_len is load_model's. */
     d->svc.cfg = cfg;

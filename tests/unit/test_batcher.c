@@ -1,8 +1,9 @@
 /* The batcher (server/batcher.c) on its own, with no sockets, over tiny-bert: FIFO order by
  * text across jobs; a job split over several batches (by the text cap and by the token budget)
  * with the logits each text gets alone; the text cap and the token budget; a text longer than
- * the budget running alone; the wait rule after a batch of several texts; and stop failing the
- * queued work (done exactly once per job, status -1 and a message) with the admission limit.
+ * the budget running alone; the wait rule after a batch of several texts; jobs for two models
+ * (finsent-mini beside tiny-bert) never sharing a batch; and stop failing the queued work (done
+ * exactly once per job, status -1 and a message) with the admission limit.
  *
  * Determinism: a gate in on_batch holds the worker inside a batch while the test queues jobs
  * behind it, so every later batch is taken from a queue whose contents are known, and its
@@ -37,7 +38,7 @@
 
 #define MAX_BATCHES 64
 
-static bert_model *model;
+static bert_model *model, *other_model; /* tiny-bert; finsent-mini (the same vocabulary) */
 static tokenizer *tok;
 static bert_scratch ref_scratch = {.n_threads = 1};
 static pthread_t main_thread;
@@ -165,14 +166,15 @@ static void on_done(struct job *j, void *arg)
         t->hook(t);
 }
 
-/* A job of n texts of lens[i] tokens each. Every text in the test differs (serial), so
- * rows that went back to the wrong place would show in the logits. */
-static void job_init(struct tjob *t, const char *name, int n, const int *lens)
+/* A job of n texts of lens[i] tokens each for model m. Every text in the test differs (serial),
+ * so rows that went back to the wrong place would show in the logits. */
+static void job_init_for(struct tjob *t, const bert_model *m, const char *name, int n, const int *lens)
 {
     static int serial;
     memset(t, 0, sizeof *t);
     t->name = name;
-    int L = model->cfg.n_labels;
+    t->job.model = m;
+    int L = m->cfg.n_labels;
     t->job.n_seqs = n;
     t->job.lens = calloc((size_t)n, sizeof *t->job.lens);
     t->job.logits = calloc((size_t)n * L, sizeof *t->job.logits);
@@ -197,10 +199,15 @@ static void job_init(struct tjob *t, const char *name, int n, const int *lens)
             fatal("out of memory");
         t->job.lens[i] = e.n;
         bert_batch one = {.ids = e.ids, .type_ids = e.type_ids, .lens = &e.n, .n_seqs = 1};
-        if (bert_forward(model, &one, t->want + (size_t)i * L, &ref_scratch, err))
+        if (bert_forward(m, &one, t->want + (size_t)i * L, &ref_scratch, err))
             fatal(err);
     }
     encoding_free(&e);
+}
+
+static void job_init(struct tjob *t, const char *name, int n, const int *lens)
+{
+    job_init_for(t, model, name, n, lens);
 }
 
 static void job_free(struct tjob *t)
@@ -216,7 +223,7 @@ static void check_ok(const struct tjob *t)
 {
     CHECK(t->done_calls == 1, "%s: done called %d times", t->name, t->done_calls);
     CHECK(t->status_at_done == 0, "%s: status %d (%s)", t->name, t->status_at_done, t->err_at_done);
-    int L = model->cfg.n_labels;
+    int L = t->job.model->cfg.n_labels;
     float worst = 0;
     for (int i = 0; i < t->job.n_seqs * L; i++)
         worst = fmaxf(worst, fabsf(t->job.logits[i] - t->want[i]));
@@ -237,7 +244,7 @@ static batcher *start(int workers, int max_jobs, int max_tokens, int max_texts, 
                                  .on_batch = on_batch};
     char err[BS_ERR_LEN];
     tracker_reset();
-    batcher *p = batcher_start(model, &s, err);
+    batcher *p = batcher_start(&s, err);
     if (!p)
         fatal(err);
     return p;
@@ -629,6 +636,35 @@ static void test_wait_rule(void)
  * batcher_stop must fail P's untaken texts and Q1-Q3 (status -1, a message, done on the
  * stopping thread), let J finish, finish P once its running text is done, and answer R -1 if
  * it is enqueued while stopping. Every done runs exactly once. */
+/* 6. Two models. Behind the plug: A (tiny-bert, 5 and 6 tokens), B (finsent-mini, 7), C
+ * (tiny-bert, 8), D (finsent-mini, 9, 10), any number of texts a batch. A batch stops at a text
+ * for another model, even with room: 5+6, 7, 8, 9+10; and every text's logits are its own
+ * model's, alone. */
+static void test_two_models(void)
+{
+    batcher *p = start(1, 16, 1024, 64, 0);
+    struct tjob plug, a, b, c, d;
+    job_init(&plug, "models plug", 1, (int[]){5});
+    job_init_for(&a, model, "A (tiny-bert)", 2, (int[]){5, 6});
+    job_init_for(&b, other_model, "B (finsent-mini)", 1, (int[]){7});
+    job_init_for(&c, model, "C (tiny-bert)", 1, (int[]){8});
+    job_init_for(&d, other_model, "D (finsent-mini)", 2, (int[]){9, 10});
+    hold_with(p, &plug, 1);
+    submit(p, &a);
+    submit(p, &b);
+    submit(p, &c);
+    submit(p, &d);
+    gate_set(-1);
+    wait_done(5);
+    check_batches("two models", 1, (const int[][2]){{2, 11}, {1, 7}, {1, 8}, {2, 19}}, 4);
+    struct tjob *all[] = {&plug, &a, &b, &c, &d};
+    for (int i = 0; i < 5; i++)
+        check_ok(all[i]);
+    batcher_stop(p);
+    for (int i = 0; i < 5; i++)
+        job_free(all[i]);
+}
+
 static batcher *stop_pool;
 static struct tjob stop_r;
 static bool stop_hook_ran;
@@ -750,17 +786,22 @@ int main(void)
     tok = model ? tokenizer_load(dir, err) : NULL;
     if (!model || !tok)
         fatal(err);
+    snprintf(dir, sizeof dir, "%s", shared_path("models/finsent-mini"));
+    if (!(other_model = bert_model_load(dir, err)))
+        fatal(err);
 
     test_fifo();
     test_split();
     test_budgets();
     test_long_text();
     test_wait_rule();
+    test_two_models();
     test_stop();
 
     bert_scratch_free(&ref_scratch);
     tokenizer_free(tok);
     bert_model_free(model);
+    bert_model_free(other_model);
     pthread_cond_destroy(&T.cv);
     return test_finish("test_batcher");
 }
