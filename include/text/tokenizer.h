@@ -25,15 +25,36 @@ struct int_list {
     size_t cap; /* ints v has room for */
 };
 
+/* Where a token comes from, as HF `tokenizers` reports offsets, but in bytes (the unit of TEI's
+ * /tokenize, which returns tokenizers' byte offsets): bytes [start, end) of the UTF-8 text its
+ * segment was encoded from (the first text, or the pair's second). A piece of a word covers its
+ * characters; a character that normalisation changed (accents stripped, lower-cased, a
+ * ligature decomposed) maps back to the whole original character, and a word that became
+ * [UNK] to the whole word. The [CLS] and [SEP] the template adds are (0, 0) and special; a
+ * special-token literal found in the text covers the literal and is not special (HF's
+ * special_tokens_mask). */
+struct token_span {
+    int32_t start, end;
+    bool special;
+};
+
+struct span_list {
+    struct token_span *v;
+    int n;
+    size_t cap;
+};
+
 /* One encoded input. Reuse it across calls: its buffers grow to the largest input seen
  * and are then recycled, so steady-state encoding allocates nothing. */
 typedef struct {
     int32_t *ids;         /* [CLS] A [SEP] (B [SEP]) */
     int32_t *type_ids;    /* 0 up to and including the first [SEP], then 1 */
-    int n;                /* number of tokens in ids and type_ids */
+    struct token_span *spans; /* each token's place in its text */
+    int n;                /* number of tokens in ids, type_ids and spans */
     int n_untruncated;    /* what n would have been without truncation */
     bool truncated;
     struct int_list out_ids, out_types, seg_a, seg_b; /* storage */
+    struct span_list out_spans, seg_a_spans, seg_b_spans;
 } encoding;
 
 void encoding_free(encoding *e); /* frees the buffers; a zeroed encoding is ready to use */

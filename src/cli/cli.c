@@ -26,7 +26,8 @@ static void usage(FILE *f)
             "       bertserve-cli bench    --model DIR [--dtype T] [--batch N] [--iterations N] FILE\n"
             "\n"
             "tokenize and predict read one text per line from stdin and write one JSON line each:\n"
-            "  tokenize: {\"ids\": [...], \"tokens\": [...], \"type_ids\": [...], \"truncated\": false}\n"
+            "  tokenize: {\"ids\": [...], \"tokens\": [...], \"type_ids\": [...], \"offsets\": [[start, end], ...],\n"
+            "            \"truncated\": false} (offsets: each token's bytes in its text; [0, 0] for [CLS]/[SEP])\n"
             "  predict:  {\"label\": ..., \"score\": p, \"scores\": {label: p, ...}, \"logits\": [...],\n"
             "             \"tokens\": n, \"truncated\": false}\n"
             "or {\"error\": \"...\"} for an input it cannot encode (the exit status is then 1).\n"
@@ -94,10 +95,13 @@ static void print_encoding(const tokenizer *t, const encoding *e)
     cJSON *ids = cJSON_AddArrayToObject(out, "ids");
     cJSON *tokens = cJSON_AddArrayToObject(out, "tokens");
     cJSON *types = cJSON_AddArrayToObject(out, "type_ids");
+    cJSON *offsets = cJSON_AddArrayToObject(out, "offsets");
     for (int i = 0; i < e->n; i++) {
         cJSON_AddItemToArray(ids, cJSON_CreateNumber(e->ids[i]));
         cJSON_AddItemToArray(tokens, cJSON_CreateString(vocab_token(v, e->ids[i])));
         cJSON_AddItemToArray(types, cJSON_CreateNumber(e->type_ids[i]));
+        int span[2] = {e->spans[i].start, e->spans[i].end};
+        cJSON_AddItemToArray(offsets, cJSON_CreateIntArray(span, 2));
     }
     cJSON_AddBoolToObject(out, "truncated", e->truncated);
     char *s = cJSON_PrintUnformatted(out);

@@ -163,6 +163,25 @@ static int list_push(struct int_list *l, int32_t x)
     return 0;
 }
 
+static int span_push(struct span_list *l, int32_t start, int32_t end, bool special)
+{
+    if ((size_t)l->n == l->cap && grow_array(&l->v, &l->cap, (size_t)l->n + 1, sizeof *l->v))
+        return -1;
+    l->v[l->n++] = (struct token_span){.start = start, .end = end, .special = special};
+    return 0;
+}
+
+/* A segment's tokens being encoded: the ids and, beside each, where it came from. */
+struct segment {
+    struct int_list *ids;
+    struct span_list *spans;
+};
+
+static int segment_push(struct segment *seg, int32_t id, int32_t start, int32_t end)
+{
+    return list_push(seg->ids, id) || span_push(seg->spans, start, end, false) ? -1 : 0;
+}
+
 int packed_tokens_append(struct packed_tokens *p, const encoding *e)
 {
     size_t need = (size_t)p->n + (size_t)e->n;
@@ -188,32 +207,46 @@ void encoding_free(encoding *e)
     free(e->out_types.v);
     free(e->seg_a.v);
     free(e->seg_b.v);
+    free(e->out_spans.v);
+    free(e->seg_a_spans.v);
+    free(e->seg_b_spans.v);
     memset(e, 0, sizeof *e);
 }
 
 /* One pre-tokenized word being collected. Only the first WORD_MAX_CHARS + 1 characters are
- * kept: a longer word is [UNK] whatever it holds. */
+ * kept: a longer word is [UNK] whatever it holds. Each normalised character remembers the
+ * bytes of the original character it came from (all the characters one original character
+ * becomes share its bytes, as in HF's alignments), so a piece maps back to the text. */
 struct word {
     int32_t cps[WORD_MAX_CHARS + 1];
-    int n_chars; /* may exceed what cps holds */
+    int32_t from[WORD_MAX_CHARS + 1], to[WORD_MAX_CHARS + 1]; /* each character's bytes */
+    int n_chars;        /* may exceed what cps holds */
+    int32_t start, end; /* the bytes of the whole word */
 };
 
-static void word_add(struct word *w, const int32_t *cps, int n)
+/* Adds the n characters one original character [from, to) normalised to. */
+static void word_add(struct word *w, const int32_t *cps, int n, int32_t from, int32_t to)
 {
+    if (w->n_chars == 0)
+        w->start = from;
+    w->end = to;
     for (int i = 0; i < n; i++, w->n_chars++)
-        if (w->n_chars <= WORD_MAX_CHARS)
+        if (w->n_chars <= WORD_MAX_CHARS) {
             w->cps[w->n_chars] = cps[i];
+            w->from[w->n_chars] = from;
+            w->to[w->n_chars] = to;
+        }
 }
 
-/* Greedy longest-match-first WordPiece of one word; appends its ids to out. */
-static int wordpiece_encode(const tokenizer *t, struct word *w, struct int_list *out)
+/* Greedy longest-match-first WordPiece of one word; appends its ids and spans to out. */
+static int wordpiece_encode(const tokenizer *t, struct word *w, struct segment *out)
 {
     if (w->n_chars == 0)
         return 0;
     int n = w->n_chars;
     w->n_chars = 0;
     if (n > WORD_MAX_CHARS)
-        return list_push(out, t->special_id[SPECIAL_UNK]);
+        return segment_push(out, t->special_id[SPECIAL_UNK], w->start, w->end);
 
     bert_canonical_order(w->cps, n);
     char bytes[WORD_MAX_CHARS * 4];
@@ -223,7 +256,7 @@ static int wordpiece_encode(const tokenizer *t, struct word *w, struct int_list 
         offset[i + 1] = offset[i] + utf8_encode(w->cps[i], bytes + offset[i]);
 
     size_t max_bytes = vocab_max_token_bytes(t->vocab);
-    int first = out->n;
+    int first = out->ids->n;
     for (int start = 0; start < n;) {
         int id = -1, end = n;
         for (; end > start; end--) {
@@ -235,31 +268,35 @@ static int wordpiece_encode(const tokenizer *t, struct word *w, struct int_list 
                 break;
         }
         if (id < 0) { /* some position has no piece: the whole word is unknown */
-            out->n = first;
-            return list_push(out, t->special_id[SPECIAL_UNK]);
+            out->ids->n = out->spans->n = first;
+            return segment_push(out, t->special_id[SPECIAL_UNK], w->start, w->end);
         }
-        if (list_push(out, id))
+        /* Canonical ordering moved marks but not their bytes: HF's alignments are positional
+         * too, so a piece covers from its first position's character to its last's. */
+        if (segment_push(out, id, w->from[start], w->to[end - 1]))
             return -1;
         start = end;
     }
     return 0;
 }
 
-/* Normalizes, pre-tokenizes and WordPiece-encodes s[0..n), which holds no special literal. */
-static int encode_plain(const tokenizer *t, const char *s, size_t n, struct int_list *out)
+/* Normalizes, pre-tokenizes and WordPiece-encodes s[begin..n), which holds no special
+ * literal; spans count from s. */
+static int encode_plain(const tokenizer *t, const char *s, size_t begin, size_t n, struct segment *out)
 {
     struct word w = {.n_chars = 0};
     const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
+    for (size_t i = begin; i < n;) {
         int32_t cp, norm[NORM_MAX_CPS];
         int len = utf8_decode(p + i, n - i, &cp), n_norm;
+        int32_t from = (int32_t)i, to = (int32_t)(i + (size_t)len);
         i += (size_t)len; /* the whole text was validated before */
         enum cp_class cls = bert_normalize_cp(cp, t->lowercase, norm, &n_norm);
         switch (cls) {
         case CP_DROP:
             break;
         case CP_WORD:
-            word_add(&w, norm, n_norm);
+            word_add(&w, norm, n_norm, from, to);
             break;
         case CP_SPACE:
             if (wordpiece_encode(t, &w, out))
@@ -268,7 +305,7 @@ static int encode_plain(const tokenizer *t, const char *s, size_t n, struct int_
         case CP_CJK: /* a word of its own */
             if (wordpiece_encode(t, &w, out))
                 return -1;
-            word_add(&w, norm, n_norm);
+            word_add(&w, norm, n_norm, from, to);
             if (wordpiece_encode(t, &w, out))
                 return -1;
             break;
@@ -276,7 +313,7 @@ static int encode_plain(const tokenizer *t, const char *s, size_t n, struct int_
             for (int k = 0; k < n_norm; k++) {
                 if (wordpiece_encode(t, &w, out))
                     return -1;
-                word_add(&w, norm + k, 1);
+                word_add(&w, norm + k, 1, from, to);
             }
             if (wordpiece_encode(t, &w, out))
                 return -1;
@@ -288,8 +325,11 @@ static int encode_plain(const tokenizer *t, const char *s, size_t n, struct int_
 
 /* Splits s at the special-token literals (leftmost, longest first, case-sensitive, in the
  * raw text as HF's added tokens are), encoding the pieces between them. */
-static int encode_sequence(const tokenizer *t, const char *s, size_t n, struct int_list *out)
+static int encode_sequence(const tokenizer *t, const char *s, size_t n, struct int_list *ids,
+                           struct span_list *spans)
 {
+    struct segment seg = {.ids = ids, .spans = spans};
+    struct segment *out = &seg;
     size_t plain_start = 0;
     for (size_t i = 0; i < n; i++) {
         const struct special *match = NULL;
@@ -301,12 +341,13 @@ static int encode_sequence(const tokenizer *t, const char *s, size_t n, struct i
         }
         if (!match)
             continue;
-        if (encode_plain(t, s + plain_start, i - plain_start, out) || list_push(out, match->id))
+        if (encode_plain(t, s, plain_start, i, out) ||
+            segment_push(out, match->id, (int32_t)i, (int32_t)(i + match->len)))
             return -1;
         i += match->len - 1;
         plain_start = i + 1;
     }
-    return encode_plain(t, s + plain_start, n - plain_start, out);
+    return encode_plain(t, s, plain_start, n, out);
 }
 
 /* HF's longest_first for a pair (tokenizers 0.23), budget = max_len minus the special
@@ -329,6 +370,20 @@ static void truncate_pair(int *na, int *nb, int budget)
     if (keep_b < *nb) *nb = keep_b;
 }
 
+/* Appends one token to e's output. */
+static int emit(encoding *e, int32_t id, int32_t type, struct token_span span)
+{
+    if (list_push(&e->out_ids, id) || list_push(&e->out_types, type))
+        return -1;
+    return span_push(&e->out_spans, span.start, span.end, span.special);
+}
+
+/* Appends a token the template adds: no place in the text. */
+static int emit_special(encoding *e, int32_t id, int32_t type)
+{
+    return emit(e, id, type, (struct token_span){.start = 0, .end = 0, .special = true});
+}
+
 int tokenizer_encode(const tokenizer *t, const char *text, size_t len, const char *pair,
                      size_t pair_len, int max_len, encoding *e, char *err)
 {
@@ -342,18 +397,21 @@ int tokenizer_encode_truncating(const tokenizer *t, const char *text, size_t len
     e->n = e->n_untruncated = 0;
     e->truncated = false;
     e->seg_a.n = e->seg_b.n = e->out_ids.n = e->out_types.n = 0;
+    e->seg_a_spans.n = e->seg_b_spans.n = e->out_spans.n = 0;
     int n_special = pair ? 3 : 2;
     if (max_len > 0 && max_len < n_special)
         return bs_fail(err, "max length %d is too small: the special tokens alone need %d",
                        max_len, n_special);
+    if (len > INT32_MAX || pair_len > INT32_MAX) /* spans count bytes in int32_t */
+        return bs_fail(err, "a text over 2 GiB cannot be tokenized");
     size_t bad = utf8_validate(text, len);
     if (bad != len)
         return bs_fail(err, "%s is not valid UTF-8 (at byte offset %zu)", pair ? "the first text" : "the text", bad);
     if (pair && (bad = utf8_validate(pair, pair_len)) != pair_len)
         return bs_fail(err, "the second text is not valid UTF-8 (at byte offset %zu)", bad);
 
-    if (encode_sequence(t, text, len, &e->seg_a) ||
-        (pair && encode_sequence(t, pair, pair_len, &e->seg_b)))
+    if (encode_sequence(t, text, len, &e->seg_a, &e->seg_a_spans) ||
+        (pair && encode_sequence(t, pair, pair_len, &e->seg_b, &e->seg_b_spans)))
         goto oom;
 
     int na = e->seg_a.n, nb = e->seg_b.n;
@@ -370,21 +428,22 @@ int tokenizer_encode_truncating(const tokenizer *t, const char *text, size_t len
     /* Truncating on the left keeps each segment's last tokens instead of its first (the
      * lengths kept are the same). */
     int skip_a = side == TRUNCATE_LEFT ? e->seg_a.n - na : 0, skip_b = side == TRUNCATE_LEFT ? e->seg_b.n - nb : 0;
-    struct int_list *ids = &e->out_ids, *types = &e->out_types;
-    bool ok = list_push(ids, t->special_id[SPECIAL_CLS]) == 0 && list_push(types, 0) == 0;
+    int cls = t->special_id[SPECIAL_CLS], sep = t->special_id[SPECIAL_SEP];
+    bool ok = emit_special(e, cls, 0) == 0;
     for (int i = 0; ok && i < na; i++)
-        ok = list_push(ids, e->seg_a.v[skip_a + i]) == 0 && list_push(types, 0) == 0;
-    ok = ok && list_push(ids, t->special_id[SPECIAL_SEP]) == 0 && list_push(types, 0) == 0;
+        ok = emit(e, e->seg_a.v[skip_a + i], 0, e->seg_a_spans.v[skip_a + i]) == 0;
+    ok = ok && emit_special(e, sep, 0) == 0;
     if (pair) {
         for (int i = 0; ok && i < nb; i++)
-            ok = list_push(ids, e->seg_b.v[skip_b + i]) == 0 && list_push(types, 1) == 0;
-        ok = ok && list_push(ids, t->special_id[SPECIAL_SEP]) == 0 && list_push(types, 1) == 0;
+            ok = emit(e, e->seg_b.v[skip_b + i], 1, e->seg_b_spans.v[skip_b + i]) == 0;
+        ok = ok && emit_special(e, sep, 1) == 0;
     }
     if (!ok)
         goto oom;
-    e->ids = ids->v;
-    e->type_ids = types->v;
-    e->n = ids->n;
+    e->ids = e->out_ids.v;
+    e->type_ids = e->out_types.v;
+    e->spans = e->out_spans.v;
+    e->n = e->out_ids.n;
     return 0;
 oom:
     e->n = 0;

@@ -173,6 +173,13 @@ static void test_truncate_left(const tokenizer *t)
         int kept_a = sep_left - 1, kept_b = left.n - sep_left - 2;
         CHECK(memcmp(left.ids + 1, full.ids + sep_full - kept_a, (size_t)kept_a * sizeof *left.ids) == 0,
               "case %zu: first segment is not the untruncated one's last %d tokens", i, kept_a);
+        /* The spans go with their tokens: the kept tokens' places in the text are unchanged. */
+        bool same_spans = true;
+        for (int k = 0; k < kept_a; k++) {
+            const struct token_span *l = &left.spans[1 + k], *f = &full.spans[sep_full - kept_a + k];
+            same_spans = same_spans && l->start == f->start && l->end == f->end && !l->special;
+        }
+        CHECK(same_spans, "case %zu: the first segment's spans did not follow its tokens", i);
         if (b)
             CHECK(memcmp(left.ids + sep_left + 1, full.ids + full.n - 1 - kept_b, (size_t)kept_b * sizeof *left.ids) == 0 &&
                       memcmp(left.type_ids, right.type_ids, (size_t)left.n * sizeof *left.ids) == 0,
@@ -181,6 +188,30 @@ static void test_truncate_left(const tokenizer *t)
     encoding_free(&full);
     encoding_free(&right);
     encoding_free(&left);
+}
+
+/* Offsets the golden comparison with HF (ctest tokenizer_offsets) cannot reach: a word over
+ * 100 characters, a cased vocabulary's text, and steady-state reuse of the buffers. */
+static void test_offsets(const tokenizer *t)
+{
+    char err[BS_ERR_LEN], text[400] = "Net ";
+    for (int i = 0; i < 150; i++)
+        strcat(text, "\xc3\xa9"); /* é x 150: one [UNK] covering 300 bytes */
+    strcat(text, " [SEP]x");
+    encoding e = {0};
+    CHECK(tokenizer_encode(t, text, strlen(text), NULL, 0, 0, &e, err) == 0, "%s", err);
+    CHECK(e.n == 6 && e.ids[2] == 100 && e.spans[2].start == 4 && e.spans[2].end == 304 && !e.spans[2].special,
+          "long word: %d tokens, [UNK] at %d..%d", e.n, e.n > 2 ? e.spans[2].start : -1, e.n > 2 ? e.spans[2].end : -1);
+    CHECK(e.n == 6 && e.ids[3] == 102 && e.spans[3].start == 305 && e.spans[3].end == 310 && !e.spans[3].special,
+          "a [SEP] literal covers itself and is not special");
+    CHECK(e.n == 6 && e.spans[0].special && e.spans[5].special && e.spans[5].start == 0 && e.spans[5].end == 0,
+          "the template's [CLS]/[SEP] are special and (0, 0)");
+    /* Reuse: a shorter text after a longer one keeps the buffers (no reallocation). */
+    const struct token_span *spans = e.spans;
+    CHECK(tokenizer_encode(t, "Profit rose", 11, NULL, 0, 0, &e, err) == 0 && e.spans == spans &&
+              e.spans[2].start == 7 && e.spans[2].end == 11,
+          "reuse: the spans moved or are wrong");
+    encoding_free(&e);
 }
 
 int main(void)
@@ -196,6 +227,7 @@ int main(void)
         test_invalid_utf8(t);
         test_reuse_and_truncation(t);
         test_truncate_left(t);
+        test_offsets(t);
     }
     tokenizer_free(t);
     test_cased();
