@@ -11,6 +11,7 @@
 #include "server/config.h"
 #include "server/errors.h"
 #include "server/metrics.h"
+#include "server/request.h"
 #include "text/tokenizer.h"
 
 #include <cjson/cJSON.h>
@@ -39,10 +40,11 @@ typedef struct infer_call infer_call;
  * processing_time_ms counts from it. NULL when out of memory. Free it with infer_free. */
 infer_call *infer_new(const struct infer_service *s, double t_arrived);
 
-/* Parses body (len bytes, not NUL-terminated, rewritten in place and not kept) and tokenizes
- * every input. -1 with e: ERROR_INVALID_JSON, ERROR_VALIDATION, ERROR_TEXT_TOO_LONG or
- * ERROR_INTERNAL; the call then still holds the inputs it parsed, for the request log. */
-int infer_prepare(infer_call *c, char *body, size_t len, struct service_error *e);
+/* Parses body (len bytes, not NUL-terminated, rewritten in place and not kept) as route's body
+ * (REQUEST_PREDICT, request.h) and tokenizes every input. -1 with e:
+ * ERROR_INVALID_JSON, ERROR_VALIDATION, ERROR_TEXT_TOO_LONG or ERROR_INTERNAL; the call then
+ * still holds the inputs it parsed, for the request log. */
+int infer_prepare(infer_call *c, char *body, size_t len, enum request_route route, struct service_error *e);
 
 /* Queues the call's texts for the batcher. Once the call is admitted, admitted(arg) runs
  * first, on this thread (the transport suspends its connection there, so that done can never

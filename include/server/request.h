@@ -1,4 +1,4 @@
-/* The /predict request body: JSON parsing and validation, apart from HTTP. A function of the
+/* The /predict and /tokenize request bodies: JSON parsing and validation, apart from HTTP. A function of the
  * body bytes and the limits alone (no libmicrohttpd, no globals), so it can be tested and
  * fuzzed on its own; the service (infer.h) calls it, then tokenizes the texts and answers. */
 #ifndef REQUEST_H
@@ -19,8 +19,14 @@ enum predict_shape {
     SHAPE_TEI_BATCH, /* TEI {"inputs": [item, ...]}: a list of label lists */
 };
 
+/* The route whose body this is, which decides the shapes it takes: /predict every shape above;
+ * /tokenize (TEI's) only "inputs", a text (SHAPE_TEI_ONE) or an array of texts
+ * (SHAPE_TEI_BATCH, no pairs), and "add_special_tokens". */
+enum request_route { REQUEST_PREDICT, REQUEST_TOKENIZE };
+
 struct predict_limits {
     int max_texts; /* texts (or pairs) per request; a lone TEI pair counts as one */
+    enum request_route route; /* 0: /predict */
 };
 
 /* A parsed and validated request. texts[i] and pairs[i] are NUL-terminated strings owned by
@@ -33,6 +39,7 @@ struct predict_request {
     bool truncate;   /* "truncate" (default true): false makes an over-long text a 413 */
     bool raw_scores; /* TEI's "raw_scores": logits instead of probabilities */
     enum truncation_side truncate_side; /* TEI's "truncation_direction": "right" (default) or "left" */
+    bool add_special_tokens; /* /tokenize: TEI's "add_special_tokens" (default true) */
 };
 
 /* Parses body (len bytes; NULL when len is 0) into req. The body is not NUL-terminated and may

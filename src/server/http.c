@@ -5,6 +5,7 @@
 #include "server/header_deadline.h"
 #include "server/infer.h"
 #include "server/logger.h"
+#include "server/tokenize.h"
 #include "text/utf8.h"
 
 #include <arpa/inet.h>
@@ -67,6 +68,7 @@ struct exchange {
     size_t discarded;
     struct service_error refusal;
     bool close_after; /* the request's framing is suspect: close the connection after answering */
+    bool reads_body;  /* a POST route's request: its body is read and answered */
     infer_call *call; /* /predict, once its body is in (infer.h) */
     void *watch;      /* the connection's header deadline (header_deadline.h) */
     signed char ready_read; /* /ready's answer: the state its status was read from (1 ready,
@@ -93,6 +95,12 @@ static const struct {
     [ERROR_UNAVAILABLE] = {MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable"},
     [ERROR_INTERNAL] = {MHD_HTTP_INTERNAL_SERVER_ERROR, "internal"},
 };
+
+/* The routes that take a POSTed JSON body; the others answer GET and HEAD. */
+static bool route_reads_body(enum metrics_route route)
+{
+    return route == ROUTE_PREDICT || route == ROUTE_TOKENIZE;
+}
 
 /* ---- responses ----------------------------------------------------------------------- */
 
@@ -180,7 +188,7 @@ static enum MHD_Result respond_error(struct exchange *r, const struct service_er
     const char *name = NULL, *value = NULL;
     if (e->kind == ERROR_METHOD_NOT_ALLOWED) {
         name = MHD_HTTP_HEADER_ALLOW;
-        value = r->route == ROUTE_PREDICT ? "POST" : "GET, HEAD";
+        value = route_reads_body(r->route) ? "POST" : "GET, HEAD";
     } else if (e->kind == ERROR_UNAUTHORIZED) {
         name = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
         value = "Bearer";
@@ -341,11 +349,22 @@ static enum MHD_Result predict_body_complete(struct exchange *r)
     struct service_error e;
     if (!(r->call = infer_new(r->srv->svc, r->t_start)))
         return refuse(r, ERROR_INTERNAL, "out of memory");
-    int rc = infer_prepare(r->call, r->body, r->len, &e);
+    int rc = infer_prepare(r->call, r->body, r->len, REQUEST_PREDICT, &e);
     body_free(r); /* the texts live in the call; the raw body is no longer needed */
     if (rc || infer_submit(r->call, predict_admitted, predict_done, r, &e))
         return respond_error(r, &e);
     return MHD_YES;
+}
+
+/* /tokenize needs no model: answered here, on the connection's thread, as /predict tokenizes. */
+static enum MHD_Result tokenize_body_complete(struct exchange *r)
+{
+    struct service_error e;
+    cJSON *answer = tokenize_answer(r->srv->svc, r->body, r->len, &e);
+    body_free(r);
+    if (!answer)
+        return respond_error(r, &e);
+    return respond_json(r, MHD_HTTP_OK, answer, NULL, NULL);
 }
 
 static enum MHD_Result predict_answer(struct exchange *r)
@@ -364,8 +383,8 @@ static enum metrics_route route_of(const char *url)
     static const struct {
         const char *path;
         enum metrics_route route;
-    } routes[] = {{"/predict", ROUTE_PREDICT}, {"/health", ROUTE_HEALTH}, {"/ready", ROUTE_READY},
-                  {"/info", ROUTE_INFO},       {"/metrics", ROUTE_METRICS}};
+    } routes[] = {{"/predict", ROUTE_PREDICT},   {"/health", ROUTE_HEALTH},   {"/ready", ROUTE_READY},
+                  {"/info", ROUTE_INFO},         {"/metrics", ROUTE_METRICS}, {"/tokenize", ROUTE_TOKENIZE}};
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (!strcmp(url, routes[i].path))
             return routes[i].route;
@@ -477,7 +496,8 @@ static enum MHD_Result on_headers(struct exchange *r, const char *method)
     long max = s->cfg->max_body_bytes;
     /* Other routes answer once the request is complete: answering while the (empty) body is
      * still due makes libmicrohttpd close the connection instead of keeping it alive. */
-    if (r->route != ROUTE_PREDICT) {
+    r->reads_body = route_reads_body(r->route);
+    if (!r->reads_body) {
         /* No other route reads a body: refuse a large one now rather than drain it. */
         if (cl && strtoull(cl, NULL, 10) > (unsigned long long)max)
             return refuse(r, ERROR_BODY_TOO_LARGE, "the request body is %s bytes, over the limit of %ld bytes", cl,
@@ -487,9 +507,11 @@ static enum MHD_Result on_headers(struct exchange *r, const char *method)
     if (s->cfg->api_key &&
         !bearer_matches(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
                         s->cfg->api_key))
-        return refuse(r, ERROR_UNAUTHORIZED, "/predict needs the header \"Authorization: Bearer <API key>\"");
+        return refuse(r, ERROR_UNAUTHORIZED, "%s needs the header \"Authorization: Bearer <API key>\"",
+                      metrics_route_name(r->route));
     if (strcmp(method, "POST"))
-        return refuse(r, ERROR_METHOD_NOT_ALLOWED, "%s is not allowed on /predict; use POST", method);
+        return refuse(r, ERROR_METHOD_NOT_ALLOWED, "%s is not allowed on %s; use POST", method,
+                      metrics_route_name(r->route));
     if (!atomic_load(&s->ready))
         return refuse(r, ERROR_UNAVAILABLE, "the server is shutting down");
     const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -551,11 +573,12 @@ static enum MHD_Result on_body_data(struct exchange *r, const char *data, size_t
     return MHD_YES;
 }
 
-/* A request complete on a route other than /predict. */
+/* A request complete that reads no body: a GET route, or one to refuse. */
 static enum MHD_Result on_other_route(struct exchange *r, const char *url, const char *method)
 {
     if (r->route == ROUTE_OTHER)
-        return refuse(r, ERROR_NOT_FOUND, "no route %s (see README: /predict, /health, /ready, /info, /metrics)", url);
+        return refuse(r, ERROR_NOT_FOUND,
+                      "no route %s (see README: /predict, /tokenize, /health, /ready, /info, /metrics)", url);
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
         return refuse(r, ERROR_METHOD_NOT_ALLOWED, "%s is not allowed on %s; use GET", method, url);
     return handle_get(r);
@@ -597,8 +620,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         return on_headers(r, method);
     }
-    if (r->status || r->route != ROUTE_PREDICT) { /* answered (e.g. 413 mid-body), or a body
-                                                   * nobody reads: discard it */
+    if (r->status || !r->reads_body) { /* answered (e.g. 413 mid-body), or a body nobody
+                                        * reads: discard it */
         if (*upload_data_size > 0 || r->status) {
             *upload_data_size = 0;
             return MHD_YES;
@@ -615,6 +638,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->close_after = true; /* the client may still be sending what it meant as one body */
         return respond_error(r, &r->refusal);
     }
+    if (r->route == ROUTE_TOKENIZE)
+        return tokenize_body_complete(r);
     if (!r->call)
         return predict_body_complete(r);
     if (infer_finished(r->call))

@@ -97,10 +97,10 @@ infer_call *infer_new(const struct infer_service *s, double t_arrived)
     return c;
 }
 
-int infer_prepare(infer_call *c, char *body, size_t len, struct service_error *e)
+int infer_prepare(infer_call *c, char *body, size_t len, enum request_route route, struct service_error *e)
 {
     double t0 = monotonic_seconds();
-    struct predict_limits limits = {.max_texts = c->svc->cfg->max_texts};
+    struct predict_limits limits = {.max_texts = c->svc->cfg->max_texts, .route = route};
     if (predict_request_parse(body, len, &limits, &c->req, e) || tokenize_inputs(c, e))
         return -1;
     c->tokenize_s = monotonic_seconds() - t0;

@@ -118,12 +118,52 @@ static int parse_tei_inputs(struct predict_request *req, const cJSON *inputs, co
     return 0;
 }
 
+/* TEI's /tokenize: {"inputs": "t" | ["a", "b", ...], "add_special_tokens": true}. */
+static int parse_tokenize(struct predict_request *req, const struct predict_limits *lim, struct service_error *e)
+{
+    const cJSON *root = req->root;
+    const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");
+    if (!inputs)
+        return service_fail(e, ERROR_VALIDATION, "missing \"inputs\" (a text or an array of texts)");
+    const cJSON *special = cJSON_GetObjectItemCaseSensitive(root, "add_special_tokens");
+    if (special && !cJSON_IsBool(special))
+        return service_fail(e, ERROR_VALIDATION, "\"add_special_tokens\" must be true or false");
+    req->add_special_tokens = !special || cJSON_IsTrue(special);
+    if (cJSON_IsString(inputs)) {
+        req->shape = SHAPE_TEI_ONE;
+        if (alloc_inputs(req, 1, e))
+            return -1;
+        req->texts[0] = inputs->valuestring;
+        return 0;
+    }
+    int n = 0;
+    if (!cJSON_IsArray(inputs))
+        return service_fail(e, ERROR_VALIDATION, "\"inputs\" must be a string or an array of strings");
+    bool strings = is_string_array(inputs, &n);
+    if (n == 0)
+        return service_fail(e, ERROR_VALIDATION, "\"inputs\" is empty");
+    if (n > lim->max_texts)
+        return service_fail(e, ERROR_VALIDATION, "\"inputs\" holds %d texts, more than the limit of %d", n,
+                            lim->max_texts);
+    if (!strings)
+        return service_fail(e, ERROR_VALIDATION, "every item of \"inputs\" must be a string");
+    req->shape = SHAPE_TEI_BATCH;
+    if (alloc_inputs(req, n, e))
+        return -1;
+    int i = 0;
+    for (const cJSON *x = inputs->child; x; x = x->next)
+        req->texts[i++] = x->valuestring;
+    return 0;
+}
+
 /* Fills req's inputs and options from the parsed body (req->root). */
 static int parse_inputs(struct predict_request *req, const struct predict_limits *lim, struct service_error *e)
 {
     const cJSON *root = req->root;
     if (!cJSON_IsObject(root))
         return service_fail(e, ERROR_VALIDATION, "the request body must be a JSON object");
+    if (lim->route == REQUEST_TOKENIZE)
+        return parse_tokenize(req, lim, e);
     const cJSON *text = cJSON_GetObjectItemCaseSensitive(root, "text");
     const cJSON *texts = cJSON_GetObjectItemCaseSensitive(root, "texts");
     const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");

@@ -1,6 +1,6 @@
-/* Fuzz target: the /predict body parser and validator (request.h) on arbitrary bodies. The
- * body is a heap copy of exactly the input's size and not NUL-terminated, as the daemon hands
- * it over, so a read past its end is caught. A small max_texts (8) puts the limit within reach.
+/* Fuzz target: the request body parser and validator (request.h) on arbitrary bodies, each
+ * parsed as every route's (/predict, /tokenize). The body is a heap copy of exactly the input's
+ * size and not NUL-terminated, as the daemon hands it over, so a read past its end is caught. A small max_texts (8) puts the limit within reach.
  * Checks: success gives 1..max_texts NUL-terminated inputs matching the shape, from a body with
  * no raw control byte in a string and nothing after its JSON value; failure gives one of the
  * parser's error kinds with a message and leaves nothing allocated. */
@@ -13,13 +13,14 @@
 
 #define MAX_TEXTS 8
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One parse of the body as the given route's. */
+static void parse_as(const uint8_t *data, size_t size, enum request_route route)
 {
     char *body = size ? malloc(size) : NULL;
     FUZZ_ASSERT(!size || body, "out of memory");
     if (size)
         memcpy(body, data, size);
-    struct predict_limits lim = {.max_texts = MAX_TEXTS};
+    struct predict_limits lim = {.max_texts = MAX_TEXTS, .route = route};
     struct predict_request req;
     struct service_error e;
     if (predict_request_parse(body, size, &lim, &req, &e) != 0) {
@@ -28,8 +29,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_ASSERT(e.msg[0], "error without a message");
         FUZZ_ASSERT(!req.root && !req.texts && !req.pairs && req.n == 0, "a failed parse left a request");
         free(body);
-        return 0;
+        return;
     }
+    /* /tokenize takes "inputs" as a text or an array of texts, never a pair. */
+    FUZZ_ASSERT(route != REQUEST_TOKENIZE || req.shape == SHAPE_TEI_ONE || req.shape == SHAPE_TEI_BATCH,
+                "tokenize shape %d", (int)req.shape);
+    for (int i = 0; route == REQUEST_TOKENIZE && i < req.n; i++)
+        FUZZ_ASSERT(!req.pairs[i], "a /tokenize pair");
     FUZZ_ASSERT(req.root && req.n >= 1 && req.n <= MAX_TEXTS, "n %d", req.n);
     /* Raw control bytes (a NUL would cut a text short) are refused, wherever they are. */
     FUZZ_ASSERT(json_raw_control_byte((const char *)data, size) == size, "a raw control byte was accepted");
@@ -64,5 +70,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     predict_request_free(&req);
     FUZZ_ASSERT(!req.root && !req.texts && req.n == 0, "freed request is empty");
     free(body);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    parse_as(data, size, REQUEST_PREDICT);
+    parse_as(data, size, REQUEST_TOKENIZE);
     return 0;
 }

@@ -116,6 +116,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_ASSERT(e.type_ids[i] == (pair ? e.type_ids[i] : 0) && (e.type_ids[i] == 0 || e.type_ids[i] == 1),
                     "type id %d at %d", e.type_ids[i], i);
         FUZZ_ASSERT(i == 0 || e.type_ids[i] >= e.type_ids[i - 1], "type ids decrease at %d", i);
+        /* Spans: the template's tokens are (0, 0); every other token covers bytes of its own
+         * segment's text, starting where a character starts, and tokens never go backwards. */
+        const struct token_span *sp = &e.spans[i];
+        size_t seg_len = e.type_ids[i] ? pair_len : len;
+        const char *seg = e.type_ids[i] ? pair : text;
+        bool framing = i == 0 || i == e.n - 1 || (e.ids[i] == sep && e.type_ids[i] == 0 && e.type_ids[i + 1] == 1);
+        if (sp->special) {
+            FUZZ_ASSERT(framing && sp->start == 0 && sp->end == 0, "special span %d..%d at %d", sp->start, sp->end, i);
+        } else {
+            FUZZ_ASSERT(!framing && 0 <= sp->start && sp->start < sp->end && (size_t)sp->end <= seg_len &&
+                            (seg[sp->start] & 0xC0) != 0x80,
+                        "span %d..%d at %d of a %zu-byte text", sp->start, sp->end, i, seg_len);
+            FUZZ_ASSERT(e.spans[i - 1].special || e.type_ids[i - 1] != e.type_ids[i] || e.spans[i - 1].start <= sp->start,
+                        "spans go backwards at %d", i);
+        }
     }
     /* Truncation drops tokens from the end of each segment: what is kept is a prefix. */
     int ka = first_segment(&e), fa = first_segment(&full);

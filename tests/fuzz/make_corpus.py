@@ -84,6 +84,7 @@ def main():
         put("request", f"texts-{i}", json.dumps({"texts": texts[i:i + 5], "truncate": False}).encode())
         put("request", f"inputs-{i}", json.dumps({"inputs": [[t] for t in texts[i:i + 3]] + [texts[i]],
                                                   "truncation_direction": "right"}).encode())
+        put("request", f"tokenize-{i}", json.dumps({"inputs": texts[i:i + 4], "add_special_tokens": False}).encode())
 
     # safetensors and config: every shared model's, the weights shrunk to a small seed
     models = os.path.join(shared, "models")

@@ -34,6 +34,8 @@ ONLY_IN = {
         "include/server/request.h",  # request bodies in, answers out
         "include/server/infer.h",
         "src/server/infer.c",
+        "include/server/tokenize.h",  # /tokenize's answer
+        "src/server/tokenize.c",
         "src/server/http.c",
         "include/server/logger.h",  # log lines are JSON objects
         "src/cli/cli.c",  # the CLI's JSON lines
