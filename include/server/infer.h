@@ -41,7 +41,7 @@ typedef struct infer_call infer_call;
 infer_call *infer_new(const struct infer_service *s, double t_arrived);
 
 /* Parses body (len bytes, not NUL-terminated, rewritten in place and not kept) as route's body
- * (REQUEST_PREDICT, request.h) and tokenizes every input. -1 with e:
+ * (REQUEST_PREDICT or REQUEST_BATCH_PREDICT, request.h) and tokenizes every input. -1 with e:
  * ERROR_INVALID_JSON, ERROR_VALIDATION, ERROR_TEXT_TOO_LONG or ERROR_INTERNAL; the call then
  * still holds the inputs it parsed, for the request log. */
 int infer_prepare(infer_call *c, char *body, size_t len, enum request_route route, struct service_error *e);

@@ -1,4 +1,4 @@
-/* The /predict and /tokenize request bodies: JSON parsing and validation, apart from HTTP. A function of the
+/* The /predict, /batch_predict and /tokenize request bodies: JSON parsing and validation, apart from HTTP. A function of the
  * body bytes and the limits alone (no libmicrohttpd, no globals), so it can be tested and
  * fuzzed on its own; the service (infer.h) calls it, then tokenizes the texts and answers. */
 #ifndef REQUEST_H
@@ -20,9 +20,10 @@ enum predict_shape {
 };
 
 /* The route whose body this is, which decides the shapes it takes: /predict every shape above;
- * /tokenize (TEI's) only "inputs", a text (SHAPE_TEI_ONE) or an array of texts
- * (SHAPE_TEI_BATCH, no pairs), and "add_special_tokens". */
-enum request_route { REQUEST_PREDICT, REQUEST_TOKENIZE };
+ * /batch_predict (seed 003's route) only {"texts": [...]}; /tokenize (TEI's) only "inputs", a
+ * text (SHAPE_TEI_ONE) or an array of texts (SHAPE_TEI_BATCH, no pairs), and
+ * "add_special_tokens". */
+enum request_route { REQUEST_PREDICT, REQUEST_BATCH_PREDICT, REQUEST_TOKENIZE };
 
 struct predict_limits {
     int max_texts; /* texts (or pairs) per request; a lone TEI pair counts as one */

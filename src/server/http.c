@@ -69,7 +69,7 @@ struct exchange {
     struct service_error refusal;
     bool close_after; /* the request's framing is suspect: close the connection after answering */
     bool reads_body;  /* a POST route's request: its body is read and answered */
-    infer_call *call; /* /predict, once its body is in (infer.h) */
+    infer_call *call; /* /predict and /batch_predict, once the body is in (infer.h) */
     void *watch;      /* the connection's header deadline (header_deadline.h) */
     signed char ready_read; /* /ready's answer: the state its status was read from (1 ready,
                              * 0 draining); -1 for any other answer */
@@ -99,7 +99,7 @@ static const struct {
 /* The routes that take a POSTed JSON body; the others answer GET and HEAD. */
 static bool route_reads_body(enum metrics_route route)
 {
-    return route == ROUTE_PREDICT || route == ROUTE_TOKENIZE;
+    return route == ROUTE_PREDICT || route == ROUTE_BATCH_PREDICT || route == ROUTE_TOKENIZE;
 }
 
 /* ---- responses ----------------------------------------------------------------------- */
@@ -349,7 +349,8 @@ static enum MHD_Result predict_body_complete(struct exchange *r)
     struct service_error e;
     if (!(r->call = infer_new(r->srv->svc, r->t_start)))
         return refuse(r, ERROR_INTERNAL, "out of memory");
-    int rc = infer_prepare(r->call, r->body, r->len, REQUEST_PREDICT, &e);
+    enum request_route route = r->route == ROUTE_BATCH_PREDICT ? REQUEST_BATCH_PREDICT : REQUEST_PREDICT;
+    int rc = infer_prepare(r->call, r->body, r->len, route, &e);
     body_free(r); /* the texts live in the call; the raw body is no longer needed */
     if (rc || infer_submit(r->call, predict_admitted, predict_done, r, &e))
         return respond_error(r, &e);
@@ -384,7 +385,8 @@ static enum metrics_route route_of(const char *url)
         const char *path;
         enum metrics_route route;
     } routes[] = {{"/predict", ROUTE_PREDICT},   {"/health", ROUTE_HEALTH},   {"/ready", ROUTE_READY},
-                  {"/info", ROUTE_INFO},         {"/metrics", ROUTE_METRICS}, {"/tokenize", ROUTE_TOKENIZE}};
+                  {"/info", ROUTE_INFO},         {"/metrics", ROUTE_METRICS}, {"/tokenize", ROUTE_TOKENIZE},
+                  {"/batch_predict", ROUTE_BATCH_PREDICT}};
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (!strcmp(url, routes[i].path))
             return routes[i].route;
@@ -578,7 +580,8 @@ static enum MHD_Result on_other_route(struct exchange *r, const char *url, const
 {
     if (r->route == ROUTE_OTHER)
         return refuse(r, ERROR_NOT_FOUND,
-                      "no route %s (see README: /predict, /tokenize, /health, /ready, /info, /metrics)", url);
+                      "no route %s (see README: /predict, /batch_predict, /tokenize, /health, /ready, /info, /metrics)",
+                      url);
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
         return refuse(r, ERROR_METHOD_NOT_ALLOWED, "%s is not allowed on %s; use GET", method, url);
     return handle_get(r);

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *route_names[ROUTE_COUNT] = {"/predict", "/health",   "/ready", "/info",
-                                               "/metrics", "/tokenize", "other"};
+static const char *route_names[ROUTE_COUNT] = {"/predict", "/health",   "/ready",        "/info",
+                                               "/metrics", "/tokenize", "/batch_predict", "other"};
 
 const char *metrics_route_name(enum metrics_route r)
 {

@@ -172,6 +172,9 @@ static int parse_inputs(struct predict_request *req, const struct predict_limits
         return service_fail(e, ERROR_VALIDATION, "missing \"text\" (or \"texts\", or TEI's \"inputs\")");
     if (given > 1)
         return service_fail(e, ERROR_VALIDATION, "give only one of \"text\", \"texts\" and \"inputs\"");
+    if (lim->route == REQUEST_BATCH_PREDICT && !texts)
+        return service_fail(e, ERROR_VALIDATION, "/batch_predict takes {\"texts\": [...]}; send \"text\" or "
+                                                 "\"inputs\" to /predict");
     if (parse_options(req, e))
         return -1;
     if (texts)

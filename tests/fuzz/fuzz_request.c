@@ -1,5 +1,5 @@
 /* Fuzz target: the request body parser and validator (request.h) on arbitrary bodies, each
- * parsed as every route's (/predict, /tokenize). The body is a heap copy of exactly the input's
+ * parsed as every route's (/predict, /batch_predict, /tokenize). The body is a heap copy of exactly the input's
  * size and not NUL-terminated, as the daemon hands it over, so a read past its end is caught. A small max_texts (8) puts the limit within reach.
  * Checks: success gives 1..max_texts NUL-terminated inputs matching the shape, from a body with
  * no raw control byte in a string and nothing after its JSON value; failure gives one of the
@@ -31,6 +31,8 @@ static void parse_as(const uint8_t *data, size_t size, enum request_route route)
         free(body);
         return;
     }
+    FUZZ_ASSERT(route != REQUEST_BATCH_PREDICT || req.shape == SHAPE_TEXTS, "batch_predict shape %d",
+                (int)req.shape);
     /* /tokenize takes "inputs" as a text or an array of texts, never a pair. */
     FUZZ_ASSERT(route != REQUEST_TOKENIZE || req.shape == SHAPE_TEI_ONE || req.shape == SHAPE_TEI_BATCH,
                 "tokenize shape %d", (int)req.shape);
@@ -75,6 +77,7 @@ static void parse_as(const uint8_t *data, size_t size, enum request_route route)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     parse_as(data, size, REQUEST_PREDICT);
+    parse_as(data, size, REQUEST_BATCH_PREDICT);
     parse_as(data, size, REQUEST_TOKENIZE);
     return 0;
 }
