@@ -101,6 +101,10 @@ static const struct option_spec specs[] = {
     {"--api-key", "BERTSERVE_API_KEY", "KEY",
      "require \"Authorization: Bearer KEY\" on /predict (prefer the environment: argv is visible to all)", STR,
      OFF(api_key), 0, 0},
+    {"--cors-allow-origin", "BERTSERVE_CORS_ALLOW_ORIGIN", "ORIGINS",
+     "let browser pages from these comma-separated origins (or \"*\": any) call the API: CORS headers and "
+     "preflights (default: none)",
+     STR, OFF(cors_allow_origin), 0, 0},
 };
 
 static void usage(FILE *f, const struct config *d)

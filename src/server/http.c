@@ -2,6 +2,7 @@
 
 #include "common/bs_error.h"
 #include "common/clock.h"
+#include "server/cors.h"
 #include "server/header_deadline.h"
 #include "server/infer.h"
 #include "server/logger.h"
@@ -68,7 +69,7 @@ struct exchange {
     size_t discarded;
     struct service_error refusal;
     bool close_after; /* the request's framing is suspect: close the connection after answering */
-    bool reads_body;  /* a POST route's request: its body is read and answered */
+    bool reads_body;  /* a POST route's request (not a preflight): its body is read and answered */
     infer_call *call; /* /predict and /batch_predict, once the body is in (infer.h) */
     void *watch;      /* the connection's header deadline (header_deadline.h) */
     signed char ready_read; /* /ready's answer: the state its status was read from (1 ready,
@@ -111,6 +112,20 @@ static void add_ms_header(struct MHD_Response *resp, const char *name, double se
     MHD_add_response_header(resp, name, v);
 }
 
+/* With --cors-allow-origin, an answer to an allowed Origin says so (and that it depends on the
+ * Origin, for caches); any other answer carries no CORS header, so the browser withholds it. */
+static void add_cors_headers(const struct exchange *r, struct MHD_Response *resp)
+{
+    const char *origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
+    const char *allow = cors_allow_origin(r->srv->cfg->cors_allow_origin, origin);
+    if (!allow)
+        return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", allow);
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+    if (strcmp(allow, "*"))
+        MHD_add_response_header(resp, "Vary", "Origin");
+}
+
 /* Queues body (heap, taken over) with the request id and, for a finished job, TEI's timing
  * headers. Returns what the access handler should return. */
 static enum MHD_Result respond(struct exchange *r, unsigned status, char *body, size_t len, const char *type,
@@ -134,6 +149,7 @@ static enum MHD_Result respond(struct exchange *r, unsigned status, char *body, 
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     if (r->call)
         MHD_add_response_header(resp, "X-Model-Version", infer_model_version(r->call));
+    add_cors_headers(r, resp);
     if (extra_name)
         MHD_add_response_header(resp, extra_name, extra_value);
     struct infer_timing t;
@@ -496,9 +512,10 @@ static enum MHD_Result on_headers(struct exchange *r, const char *method)
     }
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     long max = s->cfg->max_body_bytes;
-    /* Other routes answer once the request is complete: answering while the (empty) body is
-     * still due makes libmicrohttpd close the connection instead of keeping it alive. */
-    r->reads_body = route_reads_body(r->route);
+    /* Other routes, and preflights, answer once the request is complete: answering while the
+     * (empty) body is still due makes libmicrohttpd close the connection instead of keeping it
+     * alive. A preflight carries no API key (browsers never send one), so it is not asked for. */
+    r->reads_body = route_reads_body(r->route) && strcmp(method, "OPTIONS");
     if (!r->reads_body) {
         /* No other route reads a body: refuse a large one now rather than drain it. */
         if (cl && strtoull(cl, NULL, 10) > (unsigned long long)max)
@@ -575,13 +592,47 @@ static enum MHD_Result on_body_data(struct exchange *r, const char *data, size_t
     return MHD_YES;
 }
 
-/* A request complete that reads no body: a GET route, or one to refuse. */
+/* A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method) from an allowed
+ * origin: 204 with what the routes allow. Others get no CORS headers (and the usual 405). */
+static bool is_allowed_preflight(const struct exchange *r, const char *method)
+{
+    const char *origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
+    return !strcmp(method, "OPTIONS") && cors_allow_origin(r->srv->cfg->cors_allow_origin, origin) &&
+           MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Access-Control-Request-Method");
+}
+
+static enum MHD_Result respond_preflight(struct exchange *r)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    add_cors_headers(r, resp);
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", CORS_ALLOW_METHODS);
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
+    MHD_add_response_header(resp, "Access-Control-Max-Age", CORS_MAX_AGE_SECONDS);
+    if (!atomic_load(&r->srv->ready))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(r->conn, MHD_HTTP_NO_CONTENT, resp);
+    MHD_destroy_response(resp);
+    if (ret == MHD_YES) {
+        r->status = MHD_HTTP_NO_CONTENT;
+        metrics_request(r->srv->svc->metrics, r->route, r->method, r->status, monotonic_seconds() - r->t_start);
+    }
+    return ret;
+}
+
+/* A request complete that reads no body: a GET route, a preflight, or one to refuse. */
 static enum MHD_Result on_other_route(struct exchange *r, const char *url, const char *method)
 {
     if (r->route == ROUTE_OTHER)
         return refuse(r, ERROR_NOT_FOUND,
                       "no route %s (see README: /predict, /batch_predict, /tokenize, /health, /ready, /info, /metrics)",
                       url);
+    if (is_allowed_preflight(r, method))
+        return respond_preflight(r);
+    if (route_reads_body(r->route)) /* an OPTIONS that is no allowed preflight */
+        return refuse(r, ERROR_METHOD_NOT_ALLOWED, "%s is not allowed on %s; use POST", method, url);
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
         return refuse(r, ERROR_METHOD_NOT_ALLOWED, "%s is not allowed on %s; use GET", method, url);
     return handle_get(r);
@@ -788,6 +839,10 @@ http_server *http_start(const struct config *cfg, const struct infer_service *sv
     http_server *s = calloc(1, sizeof *s);
     if (!s) {
         bs_fail(err, "out of memory");
+        return NULL;
+    }
+    if (cfg->cors_allow_origin && cors_check_list(cfg->cors_allow_origin, err)) {
+        free(s);
         return NULL;
     }
     s->cfg = cfg;
