@@ -33,7 +33,7 @@ answered = 0
 for k in range(0, len(rows), 16):
     chunk = rows[k:k + 16]
     status, _, got = post(d, "/batch_predict", {"texts": [r["text"] for r in chunk]})
-    if not check(status == 200 and set(got) == {"results", "processing_time_ms"} and len(got["results"]) == len(chunk),
+    if not check(status == 200 and set(got) == {"results", "processing_time_ms", "model_version"} and len(got["results"]) == len(chunk),
                  f"batch at {k}: {status} {str(got)[:200]}"):
         continue
     for row, result in zip(chunk, got["results"]):
