@@ -30,6 +30,7 @@ struct config {
     bool log_json, log_text;
     const char *api_key;  /* NULL: /predict is open; else it needs "Authorization: Bearer KEY" */
     bool healthcheck;     /* --healthcheck: probe the running daemon's /health, do not serve */
+    const char *admin_key; /* NULL: /admin/reload answers 404 (SIGHUP still reloads) */
     const char *cors_allow_origin; /* NULL: no CORS; else origins (comma-separated, or "*") browsers may call from */
 };
 

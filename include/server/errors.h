@@ -19,6 +19,8 @@ enum error_kind {
     ERROR_METHOD_NOT_ALLOWED, /* the route exists, the method does not */
     ERROR_OVERLOADED,         /* the compute queue is full: retry later */
     ERROR_UNAVAILABLE,        /* shutting down, or the job was cancelled */
+    ERROR_CONFLICT,           /* a model reload is already running */
+    ERROR_BAD_MODEL,          /* a reload's model directory cannot serve (missing, malformed, incompatible) */
     ERROR_INTERNAL,           /* out of memory */
     ERROR_KIND_COUNT
 };

@@ -19,9 +19,6 @@ int http_port(const http_server *s);
 /* The port /metrics is served on alone (--metrics-port), or -1 when it is on http_port. */
 int http_metrics_port(const http_server *s);
 
-/* /info's weights_sha256: "pending" until this is called with the hash (or an error text). */
-void http_set_weights_sha256(http_server *s, const char *value);
-
 /* /ready turns 503, the listening socket closes; connections already open are served. */
 void http_drain(http_server *s);
 /* Waits until no request has been in progress for a second, or deadline (monotonic seconds);

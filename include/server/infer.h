@@ -12,22 +12,22 @@
 #include "server/errors.h"
 #include "server/metrics.h"
 #include "server/request.h"
+#include "server/served_model.h"
 #include "text/tokenizer.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 
-/* What the service runs on, owned by main: the model and its tokenizer, the batcher, the
- * metrics, and the facts /info and the startup log report. */
+/* What the service runs on, owned by main: the model served now (a reload swaps it: each call
+ * keeps the model it was tokenized for, served_model.h), the batcher, the metrics, the reloader,
+ * and the facts /info and the startup log report. */
+struct reloader;
 struct infer_service {
     const struct config *cfg;
-    const tokenizer *tok;
-    const bert_model *model;
+    model_slot *models;
     batcher *batcher;
     metrics *metrics;
-    int max_len;            /* tokens per text, [CLS]/[SEP] included */
-    const char *model_version;  /* model_version.h */
-    char model_loaded_at[32];   /* when, ISO 8601 UTC */
+    struct reloader *reloader; /* reload.h */
     int threads_per_worker; /* forward-pass threads of each compute worker */
     int cpus;               /* CPUs the workers share, and how that was decided (cpu_budget.h) */
     const char *cpu_source;
@@ -70,6 +70,12 @@ bool infer_timing(const infer_call *c, struct infer_timing *t);
 /* The version of the model that answers the call (model_version.h), for X-Model-Version. */
 const char *infer_model_version(const infer_call *c);
 
+/* Starts serving m (taking over the caller's reference): its predictions get their own series
+ * in the metrics, then new calls go to it. *replaced receives the model it replaces (NULL at
+ * startup), still held for the caller, whose calls in flight finish on it. -1 with err when out
+ * of memory (nothing changed, m still the caller's). */
+int infer_serve_model(const struct infer_service *s, served_model *m, served_model **replaced, char *err);
+
 /* Tokens handed to the model so far (0 before tokenization), for the request log. */
 int infer_tokens(const infer_call *c);
 /* The inputs as a JSON array (a text, or [text, pair]), for --log-text; NULL if none. */
@@ -79,8 +85,9 @@ void infer_free(infer_call *c);
 /* Seconds the batcher has been busy without progress (/health's liveness signal). */
 double infer_stalled_seconds(const struct infer_service *s);
 
-/* The startup facts: the model, its shape and labels, the kernel, the CPUs and the batching
- * settings. One description for the `loaded` log line and /info. NULL when out of memory. */
+/* The facts of the model served now: its version, shape and labels, the kernel, the CPUs and
+ * the batching settings. One description for the `loaded` log line and /info. NULL when out of
+ * memory. */
 cJSON *infer_describe(const struct infer_service *s);
 
 #endif

@@ -5,12 +5,13 @@
 
 #include "engine/model.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Routes are a closed set so that a scan of random URLs cannot grow the label space. */
 enum metrics_route {
     ROUTE_PREDICT, ROUTE_HEALTH, ROUTE_READY, ROUTE_INFO, ROUTE_METRICS, ROUTE_TOKENIZE, ROUTE_BATCH_PREDICT,
-    ROUTE_OTHER, ROUTE_COUNT
+    ROUTE_ADMIN_RELOAD, ROUTE_OTHER, ROUTE_COUNT
 };
 const char *metrics_route_name(enum metrics_route r);
 
@@ -20,15 +21,29 @@ typedef struct metrics metrics;
  * model_version too. */
 struct metrics_model_facts {
     const char *model;         /* its directory */
-    const char *version;       /* bertserve's */
     const char *precision;     /* the compute dtype: "f32", "bf16" */
     const char *kernel;        /* the encoder products' kernel, e.g. "avx512-bf16" */
     const char *model_version; /* model_version.h */
 };
 
-/* labels: the model's labels (predictions_total has one series each, present from the start).
- * NULL when out of memory. */
-metrics *metrics_create(const bert_config *labels, const struct metrics_model_facts *facts);
+/* Empty: no model yet (metrics_set_model); version is bertserve's. NULL when out of memory. */
+metrics *metrics_create(const char *version);
+
+/* Which series a model's predictions count in (bertserve_predictions_total{model_version}). */
+struct metrics_series {
+    int slot;
+    unsigned gen;
+};
+
+/* The model served from now on: bertserve_model_info says it, and its predictions count in the
+ * series *series names (present from the start, one per label; the same series again for the
+ * same version and labels). Series of earlier versions stay, up to eight in all. -1 when out of
+ * memory (nothing changed). */
+int metrics_set_model(metrics *m, const bert_config *labels, const struct metrics_model_facts *facts,
+                      struct metrics_series *series);
+
+/* One reload attempt: bertserve_model_reloads_total{result} and its duration. */
+void metrics_reload(metrics *m, bool ok, double seconds);
 void metrics_free(metrics *m);
 
 /* One finished HTTP request (method is normalized to a known one or "OTHER"). */
@@ -40,7 +55,9 @@ void metrics_job(metrics *m, double queue_s, double tokenize_s, double inference
 void metrics_text(metrics *m, int tokens);
 /* One batch run by a compute worker (a batcher_settings.on_batch callback; arg is the metrics). */
 void metrics_batch(void *m, int n_texts, int n_tokens, double seconds);
-void metrics_prediction(metrics *m, int label, double confidence);
+/* A prediction of label (an index into the series' model's labels); one of a series dropped since
+ * is not counted. */
+void metrics_prediction(metrics *m, struct metrics_series series, int label, double confidence);
 
 /* The exposition as a heap string (free() it), *len its length; NULL when out of memory. */
 char *metrics_render(metrics *m, size_t *len);

@@ -54,4 +54,13 @@ int predict_request_parse(char *body, size_t len, const struct predict_limits *l
 /* Frees what req owns and leaves it empty; a zeroed or already freed req is fine. */
 void predict_request_free(struct predict_request *req);
 
+/* POST /admin/reload's optional body: nothing, or {"model": "DIR", "version": "NAME"}, both
+ * optional. Fills model and version ("" when absent; version checked as model_version.h says).
+ * -1 with e: ERROR_INVALID_JSON, ERROR_VALIDATION (another key, a non-string, an empty or too
+ * long value). */
+#define RELOAD_MODEL_MAX 4095
+#define RELOAD_VERSION_MAX 64
+int reload_request_parse(const char *body, size_t len, char model[RELOAD_MODEL_MAX + 1],
+                         char version[RELOAD_VERSION_MAX + 1], struct service_error *e);
+
 #endif

@@ -6,6 +6,8 @@
 #include "server/header_deadline.h"
 #include "server/infer.h"
 #include "server/logger.h"
+#include "server/reload.h"
+#include "server/request.h"
 #include "server/tokenize.h"
 #include "text/utf8.h"
 
@@ -47,8 +49,6 @@ struct http_server {
     atomic_long buffered_bytes; /* held for request bodies, across all connections */
     header_deadline *deadline;  /* --header-timeout-seconds; NULL: none */
     uint64_t id_seed;
-    pthread_mutex_t info_lock; /* guards weights_sha256 */
-    char weights_sha256[80];
 };
 
 /* One request and its answer on a connection, from the first byte to the completed callback. */
@@ -71,6 +71,7 @@ struct exchange {
     bool close_after; /* the request's framing is suspect: close the connection after answering */
     bool reads_body;  /* a POST route's request (not a preflight): its body is read and answered */
     infer_call *call; /* /predict and /batch_predict, once the body is in (infer.h) */
+    struct admin_reload *reload; /* /admin/reload, once asked (reload.h) */
     void *watch;      /* the connection's header deadline (header_deadline.h) */
     signed char ready_read; /* /ready's answer: the state its status was read from (1 ready,
                              * 0 draining); -1 for any other answer */
@@ -94,14 +95,23 @@ static const struct {
     [ERROR_METHOD_NOT_ALLOWED] = {MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed"},
     [ERROR_OVERLOADED] = {MHD_HTTP_TOO_MANY_REQUESTS, "overloaded"},
     [ERROR_UNAVAILABLE] = {MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable"},
+    [ERROR_CONFLICT] = {MHD_HTTP_CONFLICT, "conflict"},
+    [ERROR_BAD_MODEL] = {422, "invalid_model"},
     [ERROR_INTERNAL] = {MHD_HTTP_INTERNAL_SERVER_ERROR, "internal"},
 };
 
 /* The routes that take a POSTed JSON body; the others answer GET and HEAD. */
 static bool route_reads_body(enum metrics_route route)
 {
-    return route == ROUTE_PREDICT || route == ROUTE_BATCH_PREDICT || route == ROUTE_TOKENIZE;
+    return route == ROUTE_PREDICT || route == ROUTE_BATCH_PREDICT || route == ROUTE_TOKENIZE ||
+           route == ROUTE_ADMIN_RELOAD;
 }
+
+/* A reload asked through /admin/reload, answered when the reloader is done. */
+struct admin_reload {
+    struct reload_outcome outcome;
+    atomic_bool finished;
+};
 
 /* ---- responses ----------------------------------------------------------------------- */
 
@@ -268,9 +278,6 @@ static enum MHD_Result refuse_buffered(struct exchange *r)
 static enum MHD_Result handle_info(struct exchange *r)
 {
     cJSON *o = infer_describe(r->srv->svc);
-    pthread_mutex_lock(&r->srv->info_lock);
-    cJSON_AddStringToObject(o, "weights_sha256", r->srv->weights_sha256);
-    pthread_mutex_unlock(&r->srv->info_lock);
     return respond_json(r, MHD_HTTP_OK, o, NULL, NULL);
 }
 
@@ -384,6 +391,56 @@ static enum MHD_Result tokenize_body_complete(struct exchange *r)
     return respond_json(r, MHD_HTTP_OK, answer, NULL, NULL);
 }
 
+/* ---- /admin/reload: the reloader does the work (reload.h) ---------------------------------- */
+
+static void reload_admitted(void *arg)
+{
+    struct exchange *r = arg;
+    MHD_suspend_connection(r->conn);
+}
+
+/* Runs on the reloader's thread. */
+static void reload_done(void *arg, const struct reload_outcome *o)
+{
+    struct exchange *r = arg;
+    r->reload->outcome = *o;
+    atomic_store(&r->reload->finished, true);
+    MHD_resume_connection(r->conn);
+}
+
+static enum MHD_Result reload_body_complete(struct exchange *r)
+{
+    struct service_error e;
+    char model[RELOAD_MODEL_MAX + 1], version[RELOAD_VERSION_MAX + 1];
+    int rc = reload_request_parse(r->body, r->len, model, version, &e);
+    body_free(r);
+    if (rc)
+        return respond_error(r, &e);
+    if (!(r->reload = calloc(1, sizeof *r->reload)))
+        return refuse(r, ERROR_INTERNAL, "out of memory");
+    if (reloader_request(r->srv->svc->reloader, model[0] ? model : NULL, version[0] ? version : NULL, "/admin/reload",
+                         reload_admitted, reload_done, r, &e))
+        return respond_error(r, &e);
+    return MHD_YES;
+}
+
+static enum MHD_Result reload_answer(struct exchange *r)
+{
+    const struct reload_outcome *o = &r->reload->outcome;
+    if (!o->ok) {
+        struct service_error e = {.kind = o->kind};
+        snprintf(e.msg, sizeof e.msg, "the model was not reloaded: %.600s", o->message);
+        return respond_error(r, &e);
+    }
+    cJSON *a = cJSON_CreateObject();
+    cJSON_AddStringToObject(a, "status", "reloaded");
+    cJSON_AddStringToObject(a, "model", o->model);
+    cJSON_AddStringToObject(a, "model_version", o->version);
+    cJSON_AddStringToObject(a, "previous_model_version", o->previous_version);
+    cJSON_AddNumberToObject(a, "seconds", o->seconds);
+    return respond_json(r, MHD_HTTP_OK, a, NULL, NULL);
+}
+
 static enum MHD_Result predict_answer(struct exchange *r)
 {
     struct service_error e;
@@ -402,7 +459,7 @@ static enum metrics_route route_of(const char *url)
         enum metrics_route route;
     } routes[] = {{"/predict", ROUTE_PREDICT},   {"/health", ROUTE_HEALTH},   {"/ready", ROUTE_READY},
                   {"/info", ROUTE_INFO},         {"/metrics", ROUTE_METRICS}, {"/tokenize", ROUTE_TOKENIZE},
-                  {"/batch_predict", ROUTE_BATCH_PREDICT}};
+                  {"/batch_predict", ROUTE_BATCH_PREDICT}, {"/admin/reload", ROUTE_ADMIN_RELOAD}};
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (!strcmp(url, routes[i].path))
             return routes[i].route;
@@ -523,18 +580,22 @@ static enum MHD_Result on_headers(struct exchange *r, const char *method)
                           max);
         return MHD_YES;
     }
-    if (s->cfg->api_key &&
-        !bearer_matches(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-                        s->cfg->api_key))
-        return refuse(r, ERROR_UNAUTHORIZED, "%s needs the header \"Authorization: Bearer <API key>\"",
-                      metrics_route_name(r->route));
+    /* /admin/reload exists only with an admin key, and takes that key, not the API key. */
+    bool admin = r->route == ROUTE_ADMIN_RELOAD;
+    if (admin && !s->cfg->admin_key)
+        return refuse(r, ERROR_NOT_FOUND, "no route /admin/reload: the daemon runs without --admin-key");
+    const char *key = admin ? s->cfg->admin_key : s->cfg->api_key;
+    if (key && !bearer_matches(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION), key))
+        return refuse(r, ERROR_UNAUTHORIZED, "%s needs the header \"Authorization: Bearer <%s key>\"",
+                      metrics_route_name(r->route), admin ? "admin" : "API");
     if (strcmp(method, "POST"))
         return refuse(r, ERROR_METHOD_NOT_ALLOWED, "%s is not allowed on %s; use POST", method,
                       metrics_route_name(r->route));
     if (!atomic_load(&s->ready))
         return refuse(r, ERROR_UNAVAILABLE, "the server is shutting down");
     const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (!json_content_type(ct))
+    bool no_body = !cl || !strcmp(cl, "0");
+    if (!json_content_type(ct) && !(admin && !ct && no_body)) /* a reload may come with no body */
         return refuse(r, ERROR_MEDIA_TYPE, "Content-Type must be application/json (charset utf-8), not %s",
                       ct ? ct : "missing");
     /* Refuse an oversized body before reading any of it. */
@@ -694,6 +755,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (r->route == ROUTE_TOKENIZE)
         return tokenize_body_complete(r);
+    if (r->route == ROUTE_ADMIN_RELOAD)
+        return !r->reload ? reload_body_complete(r)
+                          : atomic_load(&r->reload->finished) ? reload_answer(r) : MHD_YES;
     if (!r->call)
         return predict_body_complete(r);
     if (infer_finished(r->call))
@@ -734,6 +798,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (s->deadline)
         header_deadline_answered(s->deadline, r->watch);
     infer_free(r->call);
+    free(r->reload);
     body_free(r);
     free(r);
     metrics_in_flight(s->svc->metrics, -1);
@@ -847,21 +912,17 @@ http_server *http_start(const struct config *cfg, const struct infer_service *sv
     }
     s->cfg = cfg;
     s->svc = svc;
-    pthread_mutex_init(&s->info_lock, NULL);
-    snprintf(s->weights_sha256, sizeof s->weights_sha256, "pending");
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     s->id_seed = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 16);
     s->listen_fd = listen_on(cfg->host, cfg->port, &s->port, err);
     if (s->listen_fd < 0) {
-        pthread_mutex_destroy(&s->info_lock);
         free(s);
         return NULL;
     }
     atomic_store(&s->ready, true);
     if (cfg->header_timeout_seconds > 0 && !(s->deadline = header_deadline_start(cfg->header_timeout_seconds, err))) {
         close(s->listen_fd);
-        pthread_mutex_destroy(&s->info_lock);
         free(s);
         return NULL;
     }
@@ -884,7 +945,6 @@ http_server *http_start(const struct config *cfg, const struct infer_service *sv
         bs_fail(err, "cannot start the HTTP server on %s port %d", cfg->host, s->port);
         close(s->listen_fd);
         header_deadline_stop(s->deadline);
-        pthread_mutex_destroy(&s->info_lock);
         free(s);
         return NULL;
     }
@@ -919,13 +979,6 @@ int http_metrics_port(const http_server *s)
 int http_port(const http_server *s)
 {
     return s->port;
-}
-
-void http_set_weights_sha256(http_server *s, const char *value)
-{
-    pthread_mutex_lock(&s->info_lock);
-    snprintf(s->weights_sha256, sizeof s->weights_sha256, "%s", value);
-    pthread_mutex_unlock(&s->info_lock);
 }
 
 void http_drain(http_server *s)
@@ -965,6 +1018,5 @@ void http_stop(http_server *s)
         MHD_stop_daemon(s->mhd_metrics);
     MHD_stop_daemon(s->mhd);
     header_deadline_stop(s->deadline); /* after the daemons: their connections are gone */
-    pthread_mutex_destroy(&s->info_lock);
     free(s);
 }

@@ -14,6 +14,7 @@
 
 struct infer_call {
     const struct infer_service *svc;
+    served_model *m; /* the model served when the call arrived, held until infer_free */
     struct predict_request req; /* the parsed body (request.h) */
     double t_arrived, tokenize_s;
     int *tokens;     /* per input, after truncation */
@@ -34,7 +35,7 @@ static int alloc_outputs(infer_call *c, struct service_error *e)
     c->tokens = calloc((size_t)n, sizeof *c->tokens);
     c->truncated = calloc((size_t)n, sizeof *c->truncated);
     j->lens = calloc((size_t)n, sizeof *j->lens);
-    j->logits = calloc((size_t)n * (size_t)c->svc->model->cfg.n_labels, sizeof *j->logits);
+    j->logits = calloc((size_t)n * (size_t)c->m->model->cfg.n_labels, sizeof *j->logits);
     if (!c->tokens || !c->truncated || !j->lens || !j->logits)
         return service_fail(e, ERROR_INTERNAL, "out of memory");
     j->n_seqs = n;
@@ -44,12 +45,12 @@ static int alloc_outputs(infer_call *c, struct service_error *e)
 /* Tokenizes input i into the job's packed arrays. where names it in messages. */
 static int tokenize_input(infer_call *c, int i, const char *where, encoding *enc, struct service_error *e)
 {
-    const struct infer_service *s = c->svc;
+    const served_model *m = c->m;
     const struct predict_request *q = &c->req;
     const char *pair = q->pairs[i];
     char err[BS_ERR_LEN];
-    if (tokenizer_encode_truncating(s->tok, q->texts[i], strlen(q->texts[i]), pair, pair ? strlen(pair) : 0,
-                                    s->max_len, q->truncate_side, enc, err))
+    if (tokenizer_encode_truncating(m->tok, q->texts[i], strlen(q->texts[i]), pair, pair ? strlen(pair) : 0,
+                                    m->max_len, q->truncate_side, enc, err))
         return service_fail(e, ERROR_VALIDATION, "%s: %s", where, err);
     /* Nothing but [CLS] [SEP] (and [SEP]): empty, whitespace or only ignorable characters. */
     if (enc->n_untruncated <= (pair ? 3 : 2))
@@ -57,7 +58,7 @@ static int tokenize_input(infer_call *c, int i, const char *where, encoding *enc
     if (enc->truncated && !q->truncate)
         return service_fail(e, ERROR_TEXT_TOO_LONG,
                             "%s is %d tokens, over the limit of %d tokens; send \"truncate\": true to truncate it",
-                            where, enc->n_untruncated, s->max_len);
+                            where, enc->n_untruncated, m->max_len);
     if (packed_tokens_append(&c->job.tokens, enc))
         return service_fail(e, ERROR_INTERNAL, "out of memory");
     c->job.lens[i] = enc->n;
@@ -92,6 +93,7 @@ infer_call *infer_new(const struct infer_service *s, double t_arrived)
     infer_call *c = calloc(1, sizeof *c);
     if (c) {
         c->svc = s;
+        c->m = model_slot_acquire(s->models);
         c->t_arrived = t_arrived;
     }
     return c;
@@ -128,7 +130,7 @@ int infer_submit(infer_call *c, void (*admitted)(void *arg), void (*done)(void *
                             s->cfg->max_concurrent_requests);
     c->done = done;
     c->arg = arg;
-    c->job.model = s->model;
+    c->job.model = c->m->model;
     c->job.done = job_done;
     c->job.arg = c;
     c->submitted = true;
@@ -153,7 +155,7 @@ double infer_stalled_seconds(const struct infer_service *s)
 /* Ours: {"text", ("text_pair"), "prediction", "confidence", "scores", "tokens", "truncated"}. */
 static cJSON *result_object(const infer_call *c, int i, const float *probs, int best)
 {
-    const bert_config *cfg = &c->svc->model->cfg;
+    const bert_config *cfg = &c->m->model->cfg;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "text", c->req.texts[i]);
     if (c->req.pairs[i])
@@ -169,7 +171,7 @@ static cJSON *result_object(const infer_call *c, int i, const float *probs, int 
 /* TEI: [{"label", "score"}, ...] by score, highest first; logits when raw_scores. */
 static cJSON *tei_list(const infer_call *c, const float *logits, const float *probs)
 {
-    const bert_config *cfg = &c->svc->model->cfg;
+    const bert_config *cfg = &c->m->model->cfg;
     int L = cfg->n_labels;
     const float *values = c->req.raw_scores ? logits : probs;
     int order[BERT_MAX_LABELS];
@@ -196,7 +198,7 @@ static bool all_finite(const float *v, int n)
 cJSON *infer_answer(infer_call *c, struct service_error *e)
 {
     const struct infer_service *s = c->svc;
-    const bert_model *m = s->model;
+    const bert_model *m = c->m->model;
     struct job *j = &c->job;
     if (j->status) {
         service_fail(e, ERROR_UNAVAILABLE, "%s", j->err);
@@ -223,14 +225,14 @@ cJSON *infer_answer(infer_call *c, struct service_error *e)
         }
         cJSON *item = ours ? result_object(c, i, probs, best) : tei_list(c, logits, probs);
         metrics_text(s->metrics, c->tokens[i]);
-        metrics_prediction(s->metrics, best, probs[best]);
+        metrics_prediction(s->metrics, c->m->series, best, probs[best]);
         if (list)
             cJSON_AddItemToArray(list, item);
         else
             out = item;
     }
     if (ours) {
-        cJSON_AddStringToObject(out, "model_version", s->model_version);
+        cJSON_AddStringToObject(out, "model_version", c->m->version);
         cJSON_AddNumberToObject(out, "processing_time_ms", (monotonic_seconds() - c->t_arrived) * 1000.0);
     }
     if (!out)
@@ -282,37 +284,57 @@ void infer_free(infer_call *c)
     packed_tokens_free(&c->job.tokens);
     free(c->job.lens);
     free(c->job.logits);
+    served_model_release(c->m);
     free(c);
 }
 
-const char *infer_model_version(const infer_call *c) { return c->svc->model_version; }
+const char *infer_model_version(const infer_call *c) { return c->m->version; }
+
+int infer_serve_model(const struct infer_service *s, served_model *m, served_model **replaced, char *err)
+{
+    struct metrics_model_facts facts = {m->dir, bert_dtype_name(m->model->dtype), bert_model_kernel_name(m->model),
+                                        m->version};
+    if (metrics_set_model(s->metrics, &m->model->cfg, &facts, &m->series))
+        return bs_fail(err, "out of memory");
+    *replaced = model_slot_swap(s->models, m);
+    return 0;
+}
 
 /* ---- the startup facts ---------------------------------------------------------------------- */
 
 cJSON *infer_describe(const struct infer_service *s)
 {
     const struct config *cfg = s->cfg;
-    const bert_config *c = &s->model->cfg;
+    served_model *m = model_slot_acquire(s->models);
+    const bert_config *c = &m->model->cfg;
+    char previous[MODEL_VERSION_MAX + 1], sha[65];
+    model_slot_previous_version(s->models, previous);
+    served_model_weights_sha256(m, sha);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "model", cfg->model);
-    cJSON_AddStringToObject(o, "model_version", s->model_version);
-    cJSON_AddStringToObject(o, "model_loaded_at", s->model_loaded_at);
-    cJSON_AddNullToObject(o, "previous_model_version");
+    cJSON_AddStringToObject(o, "model", m->dir);
+    cJSON_AddStringToObject(o, "model_version", m->version);
+    cJSON_AddStringToObject(o, "model_loaded_at", m->loaded_at);
+    if (previous[0])
+        cJSON_AddStringToObject(o, "previous_model_version", previous);
+    else
+        cJSON_AddNullToObject(o, "previous_model_version");
     cJSON *labels = cJSON_AddArrayToObject(o, "labels");
     for (int k = 0; k < c->n_labels; k++)
         cJSON_AddItemToArray(labels, cJSON_CreateString(c->labels[k]));
     cJSON_AddBoolToObject(o, "multi_label", c->multi_label);
-    cJSON_AddNumberToObject(o, "max_tokens", s->max_len);
+    cJSON_AddNumberToObject(o, "max_tokens", m->max_len);
     cJSON_AddNumberToObject(o, "max_position_embeddings", c->max_positions);
     cJSON_AddNumberToObject(o, "layers", c->n_layers);
     cJSON_AddNumberToObject(o, "hidden_size", c->hidden);
     cJSON_AddNumberToObject(o, "attention_heads", c->n_heads);
     cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
-    cJSON_AddStringToObject(o, "weights_dtype", s->model->weights_dtype);
-    cJSON_AddStringToObject(o, "compute_dtype", bert_dtype_name(s->model->dtype));
+    cJSON_AddStringToObject(o, "weights_dtype", m->model->weights_dtype);
+    cJSON_AddStringToObject(o, "weights_sha256", sha);
+    cJSON_AddStringToObject(o, "compute_dtype", bert_dtype_name(m->model->dtype));
     cJSON_AddStringToObject(o, "requested_dtype", cfg->dtype);
-    cJSON_AddStringToObject(o, "kernel", bert_model_kernel_name(s->model));
-    cJSON_AddNumberToObject(o, "weights_bytes", (double)bert_model_bytes(s->model));
+    cJSON_AddStringToObject(o, "kernel", bert_model_kernel_name(m->model));
+    cJSON_AddNumberToObject(o, "weights_bytes", (double)bert_model_bytes(m->model));
+    served_model_release(m);
     cJSON_AddStringToObject(o, "version", config_version());
     cJSON_AddStringToObject(o, "build", config_build_info());
     cJSON_AddStringToObject(o, "gemm_kernel", gemm_kernel_name());

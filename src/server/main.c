@@ -4,7 +4,6 @@
 #include "common/clock.h"
 #include "common/cpu_budget.h"
 #include "common/fileio.h"
-#include "common/sha256.h"
 #include "engine/gemm.h"
 #include "engine/model.h"
 #include "engine/threadpool.h"
@@ -16,6 +15,8 @@
 #include "server/logger.h"
 #include "server/metrics.h"
 #include "server/model_version.h"
+#include "server/reload.h"
+#include "server/served_model.h"
 #include "text/tokenizer.h"
 
 #include <errno.h>
@@ -41,20 +42,12 @@ static void on_stop_signal(int sig)
     (void)n;
 }
 
-struct hash_job {
-    http_server *http;
-    char path[BS_PATH_LEN];
-};
-
-/* Hashes the weights after startup, so a large file never delays readiness. */
+/* Hashes the first model's weights after startup, so a large file never delays readiness
+ * (a reload hashes its model before the swap, on the reloader's thread). */
 static void *hash_weights(void *arg)
 {
-    struct hash_job *h = arg;
-    char hex[65], err[BS_ERR_LEN];
-    if (sha256_file(h->path, hex, err) == 0)
-        http_set_weights_sha256(h->http, hex);
-    else
-        http_set_weights_sha256(h->http, "unavailable");
+    served_model_hash_weights(arg);
+    served_model_release(arg);
     return NULL;
 }
 
@@ -70,18 +63,17 @@ static int fail_startup(const struct config *c, const char *msg)
 struct daemon {
     struct config cfg;
     int signal_pipe[2];
-    tokenizer *tok;
-    bert_model *model;
+    served_model *first; /* the model loaded at startup, until the slot takes it */
+    model_slot models;
+    bool serving;        /* models holds a model */
     metrics *metrics;
     batcher *batcher;
     struct infer_service svc;
     struct cpu_budget cpus;
     http_server *http;
-    struct hash_job hash;
+    reloader *reloader;
     pthread_t hasher;
     bool hashing;
-    char model_version[MODEL_VERSION_MAX + 1];
-    char weights_sha256[65]; /* "" until known: hashed at load only when it names the version */
 };
 
 /* SIGTERM and SIGINT write to the self-pipe main waits on; SIGPIPE is ignored. */
@@ -96,6 +88,7 @@ static int install_signal_handlers(struct daemon *d)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL); /* reload the model (reload.h) */
     signal(SIGPIPE, SIG_IGN); /* a client that hangs up is an error return, not a death */
     /* SIGUSR1/SIGUSR2 mean nothing here; their default action would kill the daemon with no
      * log line and no drain. */
@@ -104,25 +97,14 @@ static int install_signal_handlers(struct daemon *d)
     return 0;
 }
 
-/* The tokenizer and the weights, and the token limit they allow. */
+/* The first model: tokenizer, weights in --dtype, version, token limit; checked and warmed. */
 static int load_model(struct daemon *d, char *err)
 {
     enum bert_dtype dtype;
     if (bert_dtype_parse(d->cfg.dtype, &dtype)) /* checked by config_from_command_line */
         return bs_fail(err, "--dtype %s: unknown", d->cfg.dtype);
-    d->tok = tokenizer_load(d->cfg.model, err);
-    d->model = d->tok ? bert_model_load_dtype(d->cfg.model, dtype, err) : NULL;
-    if (!d->model || bert_check_vocab(d->model, vocab_size(tokenizer_vocab(d->tok)), d->cfg.model, err))
-        return -1;
-    int limit = d->model->cfg.max_positions;
-    if (d->cfg.max_length && (d->cfg.max_length < 3 || d->cfg.max_length > limit))
-        return bs_fail(err, "--max-length must be from 3 to the model's %d positions", limit);
-    d->svc.max_len = d->cfg.max_length ? d->cfg.max_length : limit;
-    if (model_version_resolve(d->cfg.model_version, d->cfg.model, d->model_version, d->weights_sha256, err))
-        return -1;
-    d->svc.model_version = d->model_version;
-    utc_timestamp(d->svc.model_loaded_at);
-    return 0;
+    d->first = served_model_load(d->cfg.model, d->cfg.model_version, dtype, d->cfg.max_length, err);
+    return d->first ? 0 : -1;
 }
 
 /* The metrics, the batcher's compute workers, the service and the HTTP server. */
@@ -136,10 +118,7 @@ static int start_serving(struct daemon *d, char *err)
     int threads_per_worker = cfg->threads ? cfg->threads : d->cpus.cpus / cfg->workers;
     if (threads_per_worker < 1)
         threads_per_worker = 1;
-    struct metrics_model_facts facts = {cfg->model, config_version(), bert_dtype_name(d->model->dtype),
-                                        bert_model_kernel_name(d->model), d->model_version};
-    d->metrics = metrics_create(&d->model->cfg, &facts);
-    if (!d->metrics)
+    if (!(d->metrics = metrics_create(config_version())))
         return bs_fail(err, "out of memory");
     struct batcher_settings bs = {
         .n_workers = cfg->workers,
@@ -153,32 +132,34 @@ static int start_serving(struct daemon *d, char *err)
     };
     if (!(d->batcher = batcher_start(&bs, err)))
         return -1;
-    /* The service's max_len is load_model's. */
     d->svc.cfg = cfg;
-    d->svc.tok = d->tok;
-    d->svc.model = d->model;
+    d->svc.metrics = d->metrics;
+    model_slot_init(&d->models, NULL);
+    d->svc.models = &d->models;
+    served_model *none;
+    if (infer_serve_model(&d->svc, d->first, &none, err))
+        return -1;
+    d->first = NULL; /* the slot's now */
+    d->serving = true;
     d->svc.batcher = d->batcher;
     d->svc.metrics = d->metrics;
     d->svc.threads_per_worker = threads_per_worker;
     d->svc.cpus = d->cpus.cpus;
     d->svc.cpu_source = d->cpus.source;
+    if (!(d->svc.reloader = d->reloader = reloader_start(&d->svc, err)))
+        return -1;
     d->http = http_start(cfg, &d->svc, err);
     return d->http ? 0 : -1;
 }
 
-/* /info's weights_sha256, computed off the startup path (unless the version needed it). */
+/* /info's weights_sha256, computed off the startup path (unless the version needed it). The
+ * thread holds the model it hashes: a reload may replace it meanwhile. */
 static void start_hashing(struct daemon *d)
 {
-    char err[BS_ERR_LEN];
-    if (d->weights_sha256[0]) {
-        http_set_weights_sha256(d->http, d->weights_sha256);
-        return;
-    }
-    d->hash.http = d->http;
-    d->hashing = path_join(d->hash.path, d->cfg.model, "model.safetensors", err) == 0 &&
-                 pthread_create(&d->hasher, NULL, hash_weights, &d->hash) == 0;
+    served_model *m = model_slot_acquire(&d->models); /* the thread's reference */
+    d->hashing = pthread_create(&d->hasher, NULL, hash_weights, m) == 0;
     if (!d->hashing)
-        http_set_weights_sha256(d->http, "unavailable");
+        hash_weights(m);
 }
 
 static void log_ready(const struct daemon *d)
@@ -195,13 +176,23 @@ static void log_ready(const struct daemon *d)
     log_event(cfg->log_json, "ready", f);
 }
 
-/* Blocks until SIGTERM or SIGINT; returns which. */
+/* Blocks until SIGTERM or SIGINT, asking for a reload at each SIGHUP; returns which. */
 static int wait_for_signal(const struct daemon *d)
 {
-    unsigned char sig = 0;
-    while (read(d->signal_pipe[0], &sig, 1) < 0 && errno == EINTR)
-        continue;
-    return sig;
+    for (;;) {
+        unsigned char sig = 0;
+        while (read(d->signal_pipe[0], &sig, 1) < 0 && errno == EINTR)
+            continue;
+        if (sig != SIGHUP)
+            return sig;
+        struct service_error e;
+        if (reloader_request(d->reloader, NULL, NULL, "SIGHUP", NULL, NULL, NULL, &e)) {
+            cJSON *f = cJSON_CreateObject();
+            cJSON_AddStringToObject(f, "source", "SIGHUP");
+            cJSON_AddStringToObject(f, "error", e.msg);
+            log_event(d->cfg.log_json, "model_reload_refused", f);
+        }
+    }
 }
 
 /* Stops taking connections and waits for the requests in progress, up to --grace-seconds.
@@ -229,6 +220,8 @@ static void drain(struct daemon *d, int sig)
     }
     batcher_stop(d->batcher);
     d->batcher = NULL;
+    reloader_stop(d->reloader); /* a reload still loading finishes; its client is answered */
+    d->reloader = NULL;
     if (!drained)
         http_wait_idle(d->http, monotonic_seconds() + 5);
     f = cJSON_CreateObject();
@@ -241,11 +234,13 @@ static void stop_daemon(struct daemon *d)
 {
     if (d->hashing)
         pthread_join(d->hasher, NULL);
+    reloader_stop(d->reloader); /* before the HTTP server: it may resume a connection */
     http_stop(d->http);
     batcher_stop(d->batcher);
+    if (d->serving)
+        model_slot_free(&d->models);
+    served_model_release(d->first);
     metrics_free(d->metrics);
-    bert_model_free(d->model);
-    tokenizer_free(d->tok);
     close(d->signal_pipe[0]);
     close(d->signal_pipe[1]);
 }

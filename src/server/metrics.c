@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 static const char *route_names[ROUTE_COUNT] = {"/predict", "/health",   "/ready",        "/info",
-                                               "/metrics", "/tokenize", "/batch_predict", "other"};
+                                               "/metrics", "/tokenize", "/batch_predict", "/admin/reload", "other"};
 
 const char *metrics_route_name(enum metrics_route r)
 {
@@ -47,17 +47,32 @@ struct code_count {
     uint64_t n;
 };
 
+/* The predictions of one model version, by label. A reload adds one; the series of the versions
+ * before it stay (counters never go backwards) up to MAX_MODEL_SERIES, past which the oldest
+ * one not current is dropped. gen tells a dropped series' handle (metrics_series) apart. */
+#define MAX_MODEL_SERIES 8
+struct model_series {
+    char *version;
+    int n_labels;
+    char **labels;
+    uint64_t *predictions;
+    unsigned gen; /* 0: an empty slot */
+};
+
 struct metrics {
     pthread_mutex_t lock;
     struct code_count requests[ROUTE_COUNT][N_METHODS][MAX_CODES];
     struct histogram duration[ROUTE_COUNT];
     struct histogram queue, tokenize, inference, tokens, texts, confidence;
     struct histogram batch_texts, batch_tokens, batch_seconds;
-    int n_labels;
-    char **labels;
-    uint64_t *predictions;
+    struct model_series series[MAX_MODEL_SERIES];
+    unsigned next_gen;
+    int current; /* the series of the model served now */
+    uint64_t reloads_ok, reloads_failed;
+    struct histogram reload_seconds;
     long in_flight, queue_depth;
-    char *model, *version, *precision, *kernel, *model_version;
+    char *version;                            /* bertserve's */
+    char *model, *precision, *kernel;         /* the model served now */
     double start_time; /* process start, seconds since the epoch */
 };
 
@@ -121,7 +136,7 @@ static double process_start_time(void)
     return (double)btime + (double)stat.start_time / (double)sysconf(_SC_CLK_TCK);
 }
 
-metrics *metrics_create(const bert_config *cfg, const struct metrics_model_facts *facts)
+metrics *metrics_create(const char *version)
 {
     metrics *m = calloc(1, sizeof *m);
     if (!m)
@@ -138,38 +153,112 @@ metrics *metrics_create(const bert_config *cfg, const struct metrics_model_facts
     hist_init(&m->batch_texts, texts_bounds, N(texts_bounds));
     hist_init(&m->batch_tokens, batch_tokens_bounds, N(batch_tokens_bounds));
     hist_init(&m->batch_seconds, seconds_bounds, N(seconds_bounds));
-    m->n_labels = cfg->n_labels;
-    m->labels = calloc((size_t)cfg->n_labels, sizeof *m->labels);
-    m->predictions = calloc((size_t)cfg->n_labels, sizeof *m->predictions);
-    m->model = strdup(facts->model);
-    m->version = strdup(facts->version);
-    m->precision = strdup(facts->precision);
-    m->kernel = strdup(facts->kernel);
-    m->model_version = strdup(facts->model_version);
-    bool ok = m->labels && m->predictions && m->model && m->version && m->precision && m->kernel && m->model_version;
-    for (int k = 0; ok && k < cfg->n_labels; k++)
-        ok = (m->labels[k] = strdup(cfg->labels[k])) != NULL;
+    hist_init(&m->reload_seconds, seconds_bounds, N(seconds_bounds));
+    m->current = -1;
     m->start_time = process_start_time();
-    if (!ok) {
+    if (!(m->version = strdup(version))) {
         metrics_free(m);
         return NULL;
     }
     return m;
 }
 
+static void series_free(struct model_series *s)
+{
+    for (int k = 0; s->labels && k < s->n_labels; k++)
+        free(s->labels[k]);
+    free(s->labels);
+    free(s->predictions);
+    free(s->version);
+    memset(s, 0, sizeof *s);
+}
+
+/* A new series for version and labels, all counts 0; -1 when out of memory. */
+static int series_init(struct model_series *s, const bert_config *labels, const char *version, unsigned gen)
+{
+    s->n_labels = labels->n_labels;
+    s->version = strdup(version);
+    s->labels = calloc((size_t)labels->n_labels, sizeof *s->labels);
+    s->predictions = calloc((size_t)labels->n_labels, sizeof *s->predictions);
+    bool ok = s->version && s->labels && s->predictions;
+    for (int k = 0; ok && k < labels->n_labels; k++)
+        ok = (s->labels[k] = strdup(labels->labels[k])) != NULL;
+    s->gen = gen;
+    if (!ok)
+        series_free(s);
+    return ok ? 0 : -1;
+}
+
+/* Under the lock: the slot of the series for version with these labels, or a free slot, or
+ * the oldest one not current (dropped). */
+static int series_slot(metrics *m, const bert_config *labels, const char *version, bool *found)
+{
+    int free_slot = -1, oldest = -1;
+    for (int i = 0; i < MAX_MODEL_SERIES; i++) {
+        struct model_series *s = &m->series[i];
+        if (!s->gen) {
+            free_slot = free_slot < 0 ? i : free_slot;
+            continue;
+        }
+        bool same = !strcmp(s->version, version) && s->n_labels == labels->n_labels;
+        for (int k = 0; same && k < s->n_labels; k++)
+            same = !strcmp(s->labels[k], labels->labels[k]);
+        if (same) {
+            *found = true;
+            return i;
+        }
+        if (i != m->current && (oldest < 0 || s->gen < m->series[oldest].gen))
+            oldest = i;
+    }
+    *found = false;
+    return free_slot >= 0 ? free_slot : oldest;
+}
+
+int metrics_set_model(metrics *m, const bert_config *labels, const struct metrics_model_facts *facts,
+                      struct metrics_series *series)
+{
+    char *model = strdup(facts->model), *precision = strdup(facts->precision), *kernel = strdup(facts->kernel);
+    pthread_mutex_lock(&m->lock);
+    bool found = false;
+    int slot = series_slot(m, labels, facts->model_version, &found);
+    int rc = model && precision && kernel ? 0 : -1;
+    if (rc == 0 && !found) {
+        series_free(&m->series[slot]);
+        rc = series_init(&m->series[slot], labels, facts->model_version, ++m->next_gen);
+    }
+    if (rc == 0) {
+        m->current = slot;
+        *series = (struct metrics_series){slot, m->series[slot].gen};
+        free(m->model), free(m->precision), free(m->kernel);
+        m->model = model, m->precision = precision, m->kernel = kernel;
+        model = precision = kernel = NULL;
+    }
+    pthread_mutex_unlock(&m->lock);
+    free(model), free(precision), free(kernel);
+    return rc;
+}
+
+void metrics_reload(metrics *m, bool ok, double seconds)
+{
+    pthread_mutex_lock(&m->lock);
+    if (ok)
+        m->reloads_ok++;
+    else
+        m->reloads_failed++;
+    hist_observe(&m->reload_seconds, seconds);
+    pthread_mutex_unlock(&m->lock);
+}
+
 void metrics_free(metrics *m)
 {
     if (!m)
         return;
-    for (int k = 0; m->labels && k < m->n_labels; k++)
-        free(m->labels[k]);
-    free(m->labels);
-    free(m->predictions);
+    for (int i = 0; i < MAX_MODEL_SERIES; i++)
+        series_free(&m->series[i]);
     free(m->model);
     free(m->version);
     free(m->precision);
     free(m->kernel);
-    free(m->model_version);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }
@@ -235,11 +324,12 @@ void metrics_batch(void *arg, int n_texts, int n_tokens, double seconds)
     pthread_mutex_unlock(&m->lock);
 }
 
-void metrics_prediction(metrics *m, int label, double confidence)
+void metrics_prediction(metrics *m, struct metrics_series series, int label, double confidence)
 {
     pthread_mutex_lock(&m->lock);
-    if (label >= 0 && label < m->n_labels)
-        m->predictions[label]++;
+    struct model_series *s = series.slot >= 0 && series.slot < MAX_MODEL_SERIES ? &m->series[series.slot] : NULL;
+    if (s && s->gen == series.gen && label >= 0 && label < s->n_labels)
+        s->predictions[label]++;
     hist_observe(&m->confidence, confidence);
     pthread_mutex_unlock(&m->lock);
 }
@@ -377,14 +467,15 @@ char *metrics_render(metrics *m, size_t *len)
     put_histogram(&o, "bertserve_batch_tokens", "", &m->batch_tokens);
     put_header(&o, "bertserve_batch_duration_seconds", "histogram", "Time of one batch's forward pass.");
     put_histogram(&o, "bertserve_batch_duration_seconds", "", &m->batch_seconds);
-    put_header(&o, "bertserve_predictions_total", "counter", "Predictions returned, by predicted label.");
-    for (int k = 0; k < m->n_labels; k++) {
-        put(&o, "bertserve_predictions_total{label=");
-        put_label_value(&o, m->labels[k]);
-        put(&o, ",model_version=");
-        put_label_value(&o, m->model_version);
-        put(&o, "} %llu\n", (unsigned long long)m->predictions[k]);
-    }
+    put_header(&o, "bertserve_predictions_total", "counter", "Predictions returned, by predicted label and model version.");
+    for (int i = 0; i < MAX_MODEL_SERIES; i++)
+        for (int k = 0; m->series[i].gen && k < m->series[i].n_labels; k++) {
+            put(&o, "bertserve_predictions_total{label=");
+            put_label_value(&o, m->series[i].labels[k]);
+            put(&o, ",model_version=");
+            put_label_value(&o, m->series[i].version);
+            put(&o, "} %llu\n", (unsigned long long)m->series[i].predictions[k]);
+        }
     put_header(&o, "bertserve_prediction_confidence", "histogram",
                "Probability of the predicted label, per returned prediction.");
     put_histogram(&o, "bertserve_prediction_confidence", "", &m->confidence);
@@ -392,6 +483,12 @@ char *metrics_render(metrics *m, size_t *len)
     put(&o, "bertserve_requests_in_flight %ld\n", m->in_flight);
     put_header(&o, "bertserve_queue_depth", "gauge", "/predict jobs waiting for or running on a compute worker.");
     put(&o, "bertserve_queue_depth %ld\n", m->queue_depth);
+    put_header(&o, "bertserve_model_reloads_total", "counter", "Model reloads, by result.");
+    put(&o, "bertserve_model_reloads_total{result=\"success\"} %llu\n", (unsigned long long)m->reloads_ok);
+    put(&o, "bertserve_model_reloads_total{result=\"failure\"} %llu\n", (unsigned long long)m->reloads_failed);
+    put_header(&o, "bertserve_model_reload_duration_seconds", "histogram",
+               "Time to load, check and warm a model on reload, successful or not.");
+    put_histogram(&o, "bertserve_model_reload_duration_seconds", "", &m->reload_seconds);
     put_header(&o, "bertserve_model_info", "gauge", "The model being served (always 1).");
     put(&o, "bertserve_model_info{model=");
     put_label_value(&o, m->model);
@@ -402,7 +499,7 @@ char *metrics_render(metrics *m, size_t *len)
     put(&o, ",kernel=");
     put_label_value(&o, m->kernel);
     put(&o, ",model_version=");
-    put_label_value(&o, m->model_version);
+    put_label_value(&o, m->current >= 0 ? m->series[m->current].version : "");
     put(&o, "} 1\n");
     double start = m->start_time;
     pthread_mutex_unlock(&m->lock);

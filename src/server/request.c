@@ -1,5 +1,7 @@
 #include "server/request.h"
 
+#include "server/model_version.h"
+
 #include "common/json_text.h"
 
 #include <stdio.h>
@@ -231,6 +233,49 @@ int predict_request_parse(char *body, size_t len, const struct predict_limits *l
         return -1;
     }
     return 0;
+}
+
+/* A string member of the reload body into out (cap bytes with the NUL); "" when absent. */
+static int reload_string(const cJSON *root, const char *key, char *out, size_t cap, struct service_error *e)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    out[0] = '\0';
+    if (!v)
+        return 0;
+    if (!cJSON_IsString(v) || !v->valuestring[0])
+        return service_fail(e, ERROR_VALIDATION, "\"%s\" must be a non-empty string", key);
+    if (strlen(v->valuestring) >= cap)
+        return service_fail(e, ERROR_VALIDATION, "\"%s\" is over %zu bytes", key, cap - 1);
+    memcpy(out, v->valuestring, strlen(v->valuestring) + 1);
+    return 0;
+}
+
+int reload_request_parse(const char *body, size_t len, char model[RELOAD_MODEL_MAX + 1],
+                         char version[RELOAD_VERSION_MAX + 1], struct service_error *e)
+{
+    model[0] = version[0] = '\0';
+    size_t start = 0;
+    while (start < len && strchr(" \t\r\n", body[start]))
+        start++;
+    if (start == len)
+        return 0; /* no body: reload the model directory served now */
+    struct predict_request req;
+    memset(&req, 0, sizeof req);
+    int rc = parse_json(&req, body, len, e);
+    if (rc == 0 && !cJSON_IsObject(req.root))
+        rc = service_fail(e, ERROR_VALIDATION, "the body must be a JSON object: {\"model\": DIR, \"version\": NAME}");
+    for (const cJSON *item = rc == 0 ? req.root->child : NULL; item && rc == 0; item = item->next)
+        if (strcmp(item->string, "model") && strcmp(item->string, "version"))
+            rc = service_fail(e, ERROR_VALIDATION, "unknown key in a reload request (only \"model\" and \"version\")");
+    if (rc == 0)
+        rc = reload_string(req.root, "model", model, RELOAD_MODEL_MAX + 1, e);
+    if (rc == 0)
+        rc = reload_string(req.root, "version", version, RELOAD_VERSION_MAX + 1, e);
+    char err[BS_ERR_LEN];
+    if (rc == 0 && version[0] && model_version_check(version, "\"version\"", err))
+        rc = service_fail(e, ERROR_VALIDATION, "%s", err);
+    cJSON_Delete(req.root);
+    return rc;
 }
 
 void predict_request_free(struct predict_request *req)

@@ -32,8 +32,8 @@ fail:
 }
 
 /* Tokenizes input i and appends its token list to answer; *total counts the tokens answered. */
-static int tokenize_one(const struct infer_service *s, const struct predict_request *q, int i, encoding *enc,
-                        struct buffer *scratch, cJSON *answer, long *total, struct service_error *e)
+static int tokenize_one(const struct infer_service *s, const served_model *m, const struct predict_request *q, int i,
+                        encoding *enc, struct buffer *scratch, cJSON *answer, long *total, struct service_error *e)
 {
     char where[32], err[BS_ERR_LEN];
     if (q->shape == SHAPE_TEI_BATCH)
@@ -44,22 +44,22 @@ static int tokenize_one(const struct infer_service *s, const struct predict_requ
     size_t len = strlen(text);
     if (len == 0) /* TEI refuses an empty input, too */
         return service_fail(e, ERROR_VALIDATION, "%s is empty", where);
-    if (tokenizer_encode(s->tok, text, len, NULL, 0, 0, enc, err))
+    if (tokenizer_encode(m->tok, text, len, NULL, 0, 0, enc, err))
         return service_fail(e, ERROR_VALIDATION, "%s: %s", where, err);
     /* The bound: what the largest /predict may run, so an answer stays the size of one. */
-    long limit = (long)s->cfg->max_texts * s->max_len;
+    long limit = (long)s->cfg->max_texts * m->max_len;
     *total += q->add_special_tokens ? enc->n : enc->n - 2;
     if (*total > limit)
         return service_fail(e, ERROR_TEXT_TOO_LONG,
                             "the inputs are over %ld tokens, the limit of a /tokenize request (--max-texts %d x %d "
                             "tokens)",
-                            limit, s->cfg->max_texts, s->max_len);
+                            limit, s->cfg->max_texts, m->max_len);
     cJSON *tokens = cJSON_CreateArray();
     if (!tokens || !cJSON_AddItemToArray(answer, tokens)) {
         cJSON_Delete(tokens);
         return service_fail(e, ERROR_INTERNAL, "out of memory");
     }
-    const vocab *v = tokenizer_vocab(s->tok);
+    const vocab *v = tokenizer_vocab(m->tok);
     for (int k = 0; k < enc->n; k++) {
         if (enc->spans[k].special && !q->add_special_tokens)
             continue;
@@ -82,9 +82,11 @@ cJSON *tokenize_answer(const struct infer_service *s, char *body, size_t len, st
     encoding enc = {0};
     struct buffer scratch = {0};
     long total = 0;
+    served_model *m = model_slot_acquire(s->models);
     int rc = answer ? 0 : service_fail(e, ERROR_INTERNAL, "out of memory");
     for (int i = 0; i < q.n && rc == 0; i++)
-        rc = tokenize_one(s, &q, i, &enc, &scratch, answer, &total, e);
+        rc = tokenize_one(s, m, &q, i, &enc, &scratch, answer, &total, e);
+    served_model_release(m);
     buffer_free(&scratch);
     encoding_free(&enc);
     predict_request_free(&q);
