@@ -26,6 +26,19 @@ enum cp_class {
  * CP_SPACE). `lowercase` is the tokenizer's do_lower_case (which also strips accents). */
 enum cp_class bert_normalize_cp(int32_t cp, bool lowercase, int32_t out[NORM_MAX_CPS], int *n_out);
 
+/* One piece of a character's NFD as HF's strip_accents sees it, before the non-spacing marks
+ * are removed: its canonical combining class and whether it survives the removal. */
+struct nfd_piece {
+    uint8_t ccc;
+    bool kept;
+};
+
+/* The NFD pieces of cp when lower-casing (which strips accents), in order, for the offsets:
+ * where canonical ordering moves a mark decides which character's bytes it maps back to (see
+ * text/mark_run.h). 0 for a character clean_text removes (it never reaches NFD); a whitespace
+ * character is one starter. */
+int bert_nfd_pieces(int32_t cp, struct nfd_piece out[NORM_MAX_CPS]);
+
 /* Canonical ordering (the last step of NFD across characters): sorts each run of
  * combining marks by combining class, stably. Applied to a word after normalisation. */
 void bert_canonical_order(int32_t *cps, int n);

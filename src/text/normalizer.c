@@ -115,6 +115,56 @@ enum cp_class bert_normalize_cp(int32_t cp, bool lowercase, int32_t out[NORM_MAX
     return is_punct(out[0]) ? CP_PUNCT : CP_WORD;
 }
 
+static uint8_t combining_class(int32_t cp)
+{
+    return (uint8_t)utf8proc_get_property(cp)->combining_class;
+}
+
+/* The class HF's NFD gives a piece that survives the stripping. Its normalisation tables are
+ * older than utf8proc's: spacing marks added since (Unicode 13 and 14: U+1715, U+1193D,
+ * U+16FF0-1) and the newer non-spacing marks its category tables keep as letters (the
+ * override table's) are unassigned there, so class 0: they are never reordered. */
+static uint8_t kept_combining_class(int32_t cp)
+{
+    if (cp == 0x1715 || cp == 0x1193D || cp == 0x16FF0 || cp == 0x16FF1 || find_override(cp))
+        return 0;
+    return (uint8_t)utf8proc_get_property(cp)->combining_class;
+}
+
+int bert_nfd_pieces(int32_t cp, struct nfd_piece out[NORM_MAX_CPS])
+{
+    if (cp < 0x80) { /* ASCII: controls are removed, everything else is a starter */
+        if ((cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0x7F)
+            return 0;
+        out[0] = (struct nfd_piece){.ccc = 0, .kept = true};
+        return 1;
+    }
+    bool mn = utf8proc_category(cp) == UTF8PROC_CATEGORY_MN;
+    const struct cp_override *o = find_override(cp);
+    if (o) { /* HF's tables decide; its NFD of these is not known here: one piece */
+        if (o->cls == CP_DROP && !mn)
+            return 0; /* a control or format character, by HF's tables */
+        bool kept = o->cls != CP_DROP;
+        out[0] = (struct nfd_piece){.ccc = kept ? 0 : combining_class(cp), .kept = kept};
+        return 1;
+    }
+    enum cp_class cls = clean_text_class(cp);
+    if (cls == CP_DROP)
+        return 0;
+    if (cls == CP_SPACE) {
+        out[0] = (struct nfd_piece){.ccc = 0, .kept = true};
+        return 1;
+    }
+    int32_t buf[NORM_MAX_CPS];
+    utf8proc_ssize_t r = utf8proc_decompose_char(cp, buf, NORM_MAX_CPS, UTF8PROC_DECOMPOSE, NULL);
+    int n = (r > 0 && r <= NORM_MAX_CPS) ? (int)r : (buf[0] = cp, 1);
+    for (int i = 0; i < n; i++) {
+        bool kept = utf8proc_category(buf[i]) != UTF8PROC_CATEGORY_MN;
+        out[i] = (struct nfd_piece){.ccc = kept ? kept_combining_class(buf[i]) : combining_class(buf[i]), .kept = kept};
+    }
+    return n;
+}
+
 void bert_canonical_order(int32_t *cps, int n)
 {
     for (int i = 1; i < n; i++) {

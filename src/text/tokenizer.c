@@ -3,6 +3,7 @@
 #include "common/bs_error.h"
 #include "common/buffer.h"
 #include "common/fileio.h"
+#include "text/mark_run.h"
 #include "text/normalizer.h"
 #include "text/utf8.h"
 
@@ -221,7 +222,7 @@ struct word {
     int32_t cps[WORD_MAX_CHARS + 1];
     int32_t from[WORD_MAX_CHARS + 1], to[WORD_MAX_CHARS + 1]; /* each character's bytes */
     int n_chars;        /* may exceed what cps holds */
-    int32_t start, end; /* the bytes of the whole word */
+    int32_t start, end; /* the bytes of the whole word (for one too long to hold) */
 };
 
 /* Adds the n characters one original character [from, to) normalised to. */
@@ -269,10 +270,10 @@ static int wordpiece_encode(const tokenizer *t, struct word *w, struct segment *
         }
         if (id < 0) { /* some position has no piece: the whole word is unknown */
             out->ids->n = out->spans->n = first;
-            return segment_push(out, t->special_id[SPECIAL_UNK], w->start, w->end);
+            return segment_push(out, t->special_id[SPECIAL_UNK], w->from[0], w->to[n - 1]);
         }
-        /* Canonical ordering moved marks but not their bytes: HF's alignments are positional
-         * too, so a piece covers from its first position's character to its last's. */
+        /* Canonical ordering moved marks but not their bytes (see mark_run.h): a piece covers
+         * from its first position's bytes to its last's. */
         if (segment_push(out, id, w->from[start], w->to[end - 1]))
             return -1;
         start = end;
@@ -280,11 +281,26 @@ static int wordpiece_encode(const tokenizer *t, struct word *w, struct segment *
     return 0;
 }
 
+/* Hands character cp [from, to) to the mark run, which may rewrite the bytes of marks already
+ * in the word. Its kept pieces land in the word at w->n_chars on if it is a word character
+ * whose pieces match its n_norm outputs; elsewhere a kept mark's position is not known. */
+static void feed_marks(struct mark_run *run, struct word *w, int32_t cp, enum cp_class cls, int n_norm,
+                       int32_t from, int32_t to)
+{
+    struct nfd_piece pieces[NORM_MAX_CPS];
+    int n = bert_nfd_pieces(cp, pieces), kept = 0;
+    for (int k = 0; k < n; k++)
+        kept += pieces[k].kept;
+    int pos = cls == CP_WORD && kept == n_norm ? w->n_chars : -1;
+    mark_run_feed(run, pieces, n, from, to, pos, w->from, w->to, WORD_MAX_CHARS);
+}
+
 /* Normalizes, pre-tokenizes and WordPiece-encodes s[begin..n), which holds no special
  * literal; spans count from s. */
 static int encode_plain(const tokenizer *t, const char *s, size_t begin, size_t n, struct segment *out)
 {
     struct word w = {.n_chars = 0};
+    struct mark_run run = {.n = 0};
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = begin; i < n;) {
         int32_t cp, norm[NORM_MAX_CPS];
@@ -292,6 +308,8 @@ static int encode_plain(const tokenizer *t, const char *s, size_t begin, size_t 
         int32_t from = (int32_t)i, to = (int32_t)(i + (size_t)len);
         i += (size_t)len; /* the whole text was validated before */
         enum cp_class cls = bert_normalize_cp(cp, t->lowercase, norm, &n_norm);
+        if (t->lowercase) /* NFD only when lower-casing: only then can marks move */
+            feed_marks(&run, &w, cp, cls, n_norm, from, to);
         switch (cls) {
         case CP_DROP:
             break;
@@ -320,6 +338,7 @@ static int encode_plain(const tokenizer *t, const char *s, size_t begin, size_t 
             break;
         }
     }
+    mark_run_end(&run, w.from, w.to, WORD_MAX_CHARS);
     return wordpiece_encode(t, &w, out);
 }
 
