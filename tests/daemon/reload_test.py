@@ -192,7 +192,12 @@ for i in range(20):
     d.predict({"text": "Profit rose."})
     rss.append(metric_values(d.request("GET", "/metrics")[2].decode())["process_resident_memory_bytes"])
 print(f"RSS after reload 1: {rss[0] / 1e6:.1f} MB, after 20: {rss[-1] / 1e6:.1f} MB, peak {max(rss) / 1e6:.1f} MB")
-check(abs(rss[-1] - rss[1]) <= 0.05 * rss[1], f"RSS moved {100 * (rss[-1] / rss[1] - 1):.1f}% over 20 reloads")
+if "sanitizers off" in info(d)["build"]:
+    # The same model (b) after the 2nd and the 20th reload.
+    check(abs(rss[-1] - rss[1]) <= 0.05 * rss[1], f"RSS moved {100 * (rss[-1] / rss[1] - 1):.1f}% over 20 reloads")
+else:  # ASan's quarantine holds freed memory for a while: LeakSanitizer at exit checks instead
+    print("RSS bound: not checked in the sanitizer build (ASan's quarantine keeps freed memory); "
+          "LeakSanitizer checks the exit")
 check(d.stop() == 0 and not d.sanitizer_reports(), "a clean exit after the reloads")
 
 # ---- SIGTERM during a reload --------------------------------------------------------------------
