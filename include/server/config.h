@@ -28,6 +28,7 @@ struct config {
     int stall_seconds;    /* /health turns 503 after the workers stall this long; 0: never */
     int grace_seconds;    /* drain bound after SIGTERM/SIGINT */
     bool log_json, log_text;
+    bool no_ui;           /* --no-ui: no playground page at GET / (404) */
     const char *api_key;  /* NULL: /predict is open; else it needs "Authorization: Bearer KEY" */
     bool healthcheck;     /* --healthcheck: probe the running daemon's /health, do not serve */
     const char *admin_key; /* NULL: /admin/reload answers 404 (SIGHUP still reloads) */

@@ -96,6 +96,7 @@ static const struct option_spec specs[] = {
      0, 86400},
     {"--log-format", "BERTSERVE_LOG_FORMAT", "text|json", "request log format on stderr", LOGFMT, OFF(log_json), 0,
      0},
+    {"--no-ui", "BERTSERVE_NO_UI", NULL, "no playground page at GET / (it answers 404)", FLAG, OFF(no_ui), 0, 0},
     {"--log-text", "BERTSERVE_LOG_TEXT", NULL, "include request texts in the log (off: they may be private)", FLAG,
      OFF(log_text), 0, 0},
     {"--admin-key", "BERTSERVE_ADMIN_KEY", "KEY",

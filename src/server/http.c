@@ -6,6 +6,7 @@
 #include "server/header_deadline.h"
 #include "server/infer.h"
 #include "server/logger.h"
+#include "server/playground.h"
 #include "server/reload.h"
 #include "server/request.h"
 #include "server/tokenize.h"
@@ -72,6 +73,8 @@ struct exchange {
     bool reads_body;  /* a POST route's request (not a preflight): its body is read and answered */
     infer_call *call; /* /predict and /batch_predict, once the body is in (infer.h) */
     struct admin_reload *reload; /* /admin/reload, once asked (reload.h) */
+    const struct playground_file *page; /* the playground's file this GET asks for */
+    const char *const *more_headers; /* name, value, ..., NULL: added to the answer */
     void *watch;      /* the connection's header deadline (header_deadline.h) */
     signed char ready_read; /* /ready's answer: the state its status was read from (1 ready,
                              * 0 draining); -1 for any other answer */
@@ -162,6 +165,8 @@ static enum MHD_Result respond(struct exchange *r, unsigned status, char *body, 
     add_cors_headers(r, resp);
     if (extra_name)
         MHD_add_response_header(resp, extra_name, extra_value);
+    for (const char *const *h = r->more_headers; h && *h; h += 2)
+        MHD_add_response_header(resp, h[0], h[1]);
     struct infer_timing t;
     if (r->call && infer_timing(r->call, &t)) {
         add_ms_header(resp, "x-total-time", monotonic_seconds() - r->t_start);
@@ -281,6 +286,21 @@ static enum MHD_Result handle_info(struct exchange *r)
     return respond_json(r, MHD_HTTP_OK, o, NULL, NULL);
 }
 
+/* The playground's page, script and style sheet (playground.h), copied per answer (12 KB). */
+static enum MHD_Result handle_playground(struct exchange *r)
+{
+    if (r->srv->cfg->no_ui)
+        return refuse(r, ERROR_NOT_FOUND, "no playground page: the daemon runs with --no-ui");
+    static const char *const page_headers[] = {"Content-Security-Policy", PLAYGROUND_CSP, "X-Content-Type-Options",
+                                               "nosniff", "Referrer-Policy", "no-referrer", "Cache-Control",
+                                               "no-cache", NULL};
+    r->more_headers = page_headers;
+    char *body = malloc(r->page->len + 1);
+    if (body)
+        memcpy(body, r->page->data, r->page->len + 1);
+    return respond(r, MHD_HTTP_OK, body, r->page->len, r->page->content_type, NULL, NULL);
+}
+
 static enum MHD_Result handle_get(struct exchange *r)
 {
     http_server *s = r->srv;
@@ -303,6 +323,8 @@ static enum MHD_Result handle_get(struct exchange *r)
         return respond_json(r, MHD_HTTP_SERVICE_UNAVAILABLE, cJSON_Parse("{\"status\":\"draining\"}"), NULL, NULL);
     case ROUTE_INFO:
         return handle_info(r);
+    case ROUTE_PLAYGROUND:
+        return handle_playground(r);
     case ROUTE_METRICS: {
         size_t len = 0;
         char *text = metrics_render(s->svc->metrics, &len);
@@ -708,6 +730,8 @@ static struct exchange *exchange_new(http_server *s, struct MHD_Connection *conn
     r->conn = conn;
     r->t_start = monotonic_seconds();
     r->route = route_of(url);
+    if ((r->page = playground_find(url)))
+        r->route = ROUTE_PLAYGROUND;
     r->ready_read = -1;
     snprintf(r->method, sizeof r->method, "%s", method);
     request_id(s, conn, r->id);

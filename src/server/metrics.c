@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 static const char *route_names[ROUTE_COUNT] = {"/predict", "/health",   "/ready",        "/info",
-                                               "/metrics", "/tokenize", "/batch_predict", "/admin/reload", "other"};
+                                               "/metrics", "/tokenize", "/batch_predict", "/admin/reload", "playground", "other"};
 
 const char *metrics_route_name(enum metrics_route r)
 {
