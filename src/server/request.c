@@ -48,28 +48,35 @@ static int parse_options(struct predict_request *req, struct service_error *e)
     return 0;
 }
 
+/* A non-empty array of at most max_texts strings, the value of key, as the request's texts. */
+static int parse_string_list(struct predict_request *req, const cJSON *list, const char *key,
+                             enum predict_shape shape, const struct predict_limits *lim, struct service_error *e)
+{
+    int n = 0;
+    if (!cJSON_IsArray(list))
+        return service_fail(e, ERROR_VALIDATION, "\"%s\" must be an array of strings", key);
+    bool strings = is_string_array(list, &n);
+    if (n == 0)
+        return service_fail(e, ERROR_VALIDATION, "\"%s\" is empty", key);
+    if (n > lim->max_texts)
+        return service_fail(e, ERROR_VALIDATION, "\"%s\" holds %d texts, more than the limit of %d", key, n,
+                            lim->max_texts);
+    if (!strings)
+        return service_fail(e, ERROR_VALIDATION, "every item of \"%s\" must be a string", key);
+    req->shape = shape;
+    if (alloc_inputs(req, n, e))
+        return -1;
+    int i = 0;
+    for (const cJSON *x = list->child; x; x = x->next)
+        req->texts[i++] = x->valuestring;
+    return 0;
+}
+
 /* Ours: {"texts": ["a", "b"]}. */
 static int parse_texts(struct predict_request *req, const cJSON *texts, const struct predict_limits *lim,
                        struct service_error *e)
 {
-    int n = 0;
-    if (!cJSON_IsArray(texts))
-        return service_fail(e, ERROR_VALIDATION, "\"texts\" must be an array of strings");
-    bool strings = is_string_array(texts, &n);
-    if (n == 0)
-        return service_fail(e, ERROR_VALIDATION, "\"texts\" is empty");
-    if (n > lim->max_texts)
-        return service_fail(e, ERROR_VALIDATION, "\"texts\" holds %d texts, more than the limit of %d", n,
-                            lim->max_texts);
-    if (!strings)
-        return service_fail(e, ERROR_VALIDATION, "every item of \"texts\" must be a string");
-    req->shape = SHAPE_TEXTS;
-    if (alloc_inputs(req, n, e))
-        return -1;
-    int i = 0;
-    for (const cJSON *x = texts->child; x; x = x->next)
-        req->texts[i++] = x->valuestring;
-    return 0;
+    return parse_string_list(req, texts, "texts", SHAPE_TEXTS, lim, e);
 }
 
 /* TEI: "text" | ["a", "b"] (one pair) | [item, ...] with item "t", ["t"] or ["q", "d"]. */
@@ -138,24 +145,9 @@ static int parse_tokenize(struct predict_request *req, const struct predict_limi
         req->texts[0] = inputs->valuestring;
         return 0;
     }
-    int n = 0;
     if (!cJSON_IsArray(inputs))
         return service_fail(e, ERROR_VALIDATION, "\"inputs\" must be a string or an array of strings");
-    bool strings = is_string_array(inputs, &n);
-    if (n == 0)
-        return service_fail(e, ERROR_VALIDATION, "\"inputs\" is empty");
-    if (n > lim->max_texts)
-        return service_fail(e, ERROR_VALIDATION, "\"inputs\" holds %d texts, more than the limit of %d", n,
-                            lim->max_texts);
-    if (!strings)
-        return service_fail(e, ERROR_VALIDATION, "every item of \"inputs\" must be a string");
-    req->shape = SHAPE_TEI_BATCH;
-    if (alloc_inputs(req, n, e))
-        return -1;
-    int i = 0;
-    for (const cJSON *x = inputs->child; x; x = x->next)
-        req->texts[i++] = x->valuestring;
-    return 0;
+    return parse_string_list(req, inputs, "inputs", SHAPE_TEI_BATCH, lim, e);
 }
 
 /* Fills req's inputs and options from the parsed body (req->root). */
