@@ -27,12 +27,13 @@ struct int_list {
 
 /* Where a token comes from, as HF `tokenizers` reports offsets, but in bytes (the unit of TEI's
  * /tokenize, which returns tokenizers' byte offsets): bytes [start, end) of the UTF-8 text its
- * segment was encoded from (the first text, or the pair's second). A piece of a word covers its
- * characters; a character that normalisation changed (accents stripped, lower-cased, a
- * ligature decomposed) maps back to the whole original character, and a word that became
- * [UNK] to the whole word. The [CLS] and [SEP] the template adds are (0, 0) and special; a
- * special-token literal found in the text covers the literal and is not special (HF's
- * special_tokens_mask). */
+ * segment was encoded from (the first text, or the pair's second: see encoding.pair_start). A
+ * piece of a word covers its characters; a character that normalisation changed (accents
+ * stripped, lower-cased, a ligature decomposed) maps back to the whole original character, and
+ * a word that became [UNK] to the whole word. The [CLS] and [SEP] the template adds are (0, 0)
+ * and special; a special-token literal found in the text covers the literal and is not special
+ * (HF's special_tokens_mask). The byte-level BPE fills them the same way (its <s> and </s> are
+ * (0, 0) and special), but a BPE token covers whole bytes, not characters: see text/bpe.h. */
 struct token_span {
     int32_t start, end;
     bool special;
@@ -44,17 +45,23 @@ struct span_list {
     size_t cap;
 };
 
-/* One encoded input. Reuse it across calls: its buffers grow to the largest input seen
- * and are then recycled, so steady-state encoding allocates nothing. */
+/* One encoded input, from either tokenizer: this WordPiece one or the byte-level BPE (text/bpe.h).
+ * Reuse it across calls: its buffers grow to the largest input seen and are then recycled, so
+ * steady-state encoding allocates nothing. */
 typedef struct {
-    int32_t *ids;         /* [CLS] A [SEP] (B [SEP]) */
-    int32_t *type_ids;    /* 0 up to and including the first [SEP], then 1 */
+    int32_t *ids;         /* [CLS] A [SEP] (B [SEP]); BPE: <s> A </s> (</s> B </s>) */
+    int32_t *type_ids;    /* 0 up to and including the first [SEP], then 1; BPE: all 0 */
     struct token_span *spans; /* each token's place in its text */
     int n;                /* number of tokens in ids, type_ids and spans */
+    /* The first token of the pair's second text, from which spans count in that text: right
+     * after A's [SEP] (WordPiece) or A's </s></s> (BPE); n when there is no pair. A consumer
+     * needs it for BPE, whose type ids are all 0 and cannot tell the texts apart. */
+    int pair_start;
     int n_untruncated;    /* what n would have been without truncation */
     bool truncated;
     struct int_list out_ids, out_types, seg_a, seg_b; /* storage */
     struct span_list out_spans, seg_a_spans, seg_b_spans;
+    struct int_list scratch; /* BPE's working memory for merging a piece */
 } encoding;
 
 void encoding_free(encoding *e); /* frees the buffers; a zeroed encoding is ready to use */

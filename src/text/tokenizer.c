@@ -211,6 +211,7 @@ void encoding_free(encoding *e)
     free(e->out_spans.v);
     free(e->seg_a_spans.v);
     free(e->seg_b_spans.v);
+    free(e->scratch.v);
     memset(e, 0, sizeof *e);
 }
 
@@ -413,7 +414,7 @@ int tokenizer_encode_truncating(const tokenizer *t, const char *text, size_t len
                                 size_t pair_len, int max_len, enum truncation_side side, encoding *e,
                                 char *err)
 {
-    e->n = e->n_untruncated = 0;
+    e->n = e->n_untruncated = e->pair_start = 0;
     e->truncated = false;
     e->seg_a.n = e->seg_b.n = e->out_ids.n = e->out_types.n = 0;
     e->seg_a_spans.n = e->seg_b_spans.n = e->out_spans.n = 0;
@@ -452,6 +453,7 @@ int tokenizer_encode_truncating(const tokenizer *t, const char *text, size_t len
     for (int i = 0; ok && i < na; i++)
         ok = emit(e, e->seg_a.v[skip_a + i], 0, e->seg_a_spans.v[skip_a + i]) == 0;
     ok = ok && emit_special(e, sep, 0) == 0;
+    e->pair_start = e->out_ids.n;
     if (pair) {
         for (int i = 0; ok && i < nb; i++)
             ok = emit(e, e->seg_b.v[skip_b + i], 1, e->seg_b_spans.v[skip_b + i]) == 0;
