@@ -7,7 +7,7 @@
 # with the fix).
 #   tests/fuzz/fuzz.sh [SECONDS] [TARGET...]    each target for SECONDS (default 30)
 #   tests/fuzz/fuzz.sh --runs N [TARGET...]     each target for N executions (the long run)
-# TARGET is tokenizer, request, safetensors or config (default: all four).
+# TARGET is tokenizer, tokenizer_bpe, request, safetensors or config (default: all five).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -22,7 +22,7 @@ elif [[ "${1:-}" =~ ^[0-9]+$ ]]; then
   shift
 fi
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(tokenizer request safetensors config)
+[ ${#targets[@]} -gt 0 ] || targets=(tokenizer tokenizer_bpe request safetensors config)
 
 for tool in clang python3 cmake; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed (see .ci/run)"; exit 1; }

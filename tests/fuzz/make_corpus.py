@@ -49,7 +49,7 @@ def shrink(path):
 
 def main():
     shared, out = sys.argv[1], sys.argv[2]
-    dirs = {t: os.path.join(out, t) for t in ("tokenizer", "request", "safetensors", "config")}
+    dirs = {t: os.path.join(out, t) for t in ("tokenizer", "tokenizer_bpe", "request", "safetensors", "config")}
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)
     counts = dict.fromkeys(dirs, 0)
@@ -71,6 +71,17 @@ def main():
         body = r["text"].encode() + (b"\0" + r["text_pair"].encode() if pair else b"")
         put("tokenizer", r["id"], bytes([1 if pair else 0, m]) + body)
         put("tokenizer", r["id"] + "-cased", bytes([(1 if pair else 0) | 2, m]) + body)
+
+    # tokenizer_bpe: flags byte (bit 0 pair, bit 1 truncate left), max_len byte, text[\0pair]
+    bpe = os.path.join(shared, "golden", "tokenizer-bpe")
+    for name in ("cases", "special_literals", "phrasebank", "pairs", "truncation"):
+        for r in rows(os.path.join(bpe, name + ".jsonl")):
+            m = 255 if r.get("max_length", 0) >= 255 else r.get("max_length", 0)
+            pair = "text_pair" in r
+            body = r["text"].encode() + (b"\0" + r["text_pair"].encode() if pair else b"")
+            put("tokenizer_bpe", r["id"], bytes([1 if pair else 0, m]) + body)
+            if m:
+                put("tokenizer_bpe", r["id"] + "-left", bytes([(1 if pair else 0) | 2, m]) + body)
 
     # request: the golden texts in every request shape
     logits = rows(os.path.join(shared, "golden", "tiny-bert", "logits.jsonl"))
