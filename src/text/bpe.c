@@ -55,7 +55,7 @@ static void piece_done(struct seq_out *out)
 /* A candidate merge of the symbols at pos and after it; the lowest rank goes first, then the
  * leftmost, as in HF's Word::merge_all. A candidate whose symbols changed is skipped. */
 struct candidate {
-    int32_t rank, pos, left, right;
+    int32_t rank, pos, left, right, merged;
 };
 
 static bool cand_before(const struct candidate *a, const struct candidate *b)
@@ -109,7 +109,8 @@ static void push_candidate(const bpe_tokenizer *t, struct symbols *s, int32_t po
     int32_t rank = bpe_merge_rank(t, s->id[pos], s->id[right], &merged);
     if (rank >= 0)
         heap_push(s->heap, &s->n_heap,
-                  (struct candidate){.rank = rank, .pos = pos, .left = s->id[pos], .right = s->id[right]});
+                  (struct candidate){.rank = rank, .pos = pos, .left = s->id[pos], .right = s->id[right],
+                                     .merged = merged});
 }
 
 static void merge_all(const bpe_tokenizer *t, struct symbols *s, int m)
@@ -121,7 +122,7 @@ static void merge_all(const bpe_tokenizer *t, struct symbols *s, int m)
         int32_t right = s->next[c.pos];
         if (s->id[c.pos] != c.left || right >= m || s->id[right] != c.right)
             continue; /* stale: one of its symbols was merged away since */
-        bpe_merge_rank(t, c.left, c.right, &s->id[c.pos]);
+        s->id[c.pos] = c.merged;
         s->id[right] = -1; /* dead */
         s->next[c.pos] = s->next[right];
         if (s->next[c.pos] < m)
