@@ -4,9 +4,13 @@
 #   tests/run.sh --sanitize   AddressSanitizer + UBSan build in build-asan/
 # The normal pass also runs each libFuzzer target for 30 s (tests/fuzz/fuzz.sh, clang).
 # Test assets come from $BERTSERVE_SHARED (default: ../shared beside the project).
+# First it installs the Debian packages the build and the tests need that the machine lacks
+# (tools/install-deps.sh test: as root or through sudo; nothing to do, and no root needed, when
+# they are all there).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+tools/install-deps.sh test
 
 build=build
 cmake_args=()

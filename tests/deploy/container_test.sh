@@ -10,6 +10,8 @@
 #   - `docker stop` with a request in flight: the request is answered, the exit status is 0
 #     within the grace period
 #   - run with --cpus 1: /info shows 1 CPU chosen from the cgroup quota
+#   - tools/serve.sh (the README's first command) on the bare debootstrap base image: apt-get
+#     installs the build dependencies, the build runs, /predict answers; each step's time reported
 # Everything it starts (containers, the podman API service) it stops, also on failure.
 # usage: tests/deploy/container_test.sh [BUILD_DIR]   (BUILD_DIR holds bertserve-cli; default build)
 set -euo pipefail
@@ -150,6 +152,34 @@ jq -e '.cpus == 1 and .threads_per_worker == 1 and (.cpu_source | startswith("cg
   fail "--cpus 1 is not what sized the threads: $info"
 log=$(docker logs "$name" 2>&1)
 grep -q '"cpu_source":"cgroup' <<<"$log" || fail "the startup log does not say how the CPUs were chosen"
+docker stop -t "$grace" "$name" >/dev/null
+
+echo "-- tools/serve.sh on a bare Debian 12 (the debootstrap minbase image, nothing installed)"
+# The README's first command, as a new user runs it on a fresh machine: the repository and the
+# shared assets mounted, the build dependencies installed by apt-get inside, the daemon built and
+# started on the default model; /predict must answer. The image is the base this test made
+# (tools/podman-docker.sh), so apt reaches the Debian mirror only, as on CI.
+port=$(free_port)
+name=bertserve-bare-$$-$port
+containers+=("$name")
+shared_real=$(readlink -f "$shared")
+t0=$(now)
+docker run -d --name "$name" --network host -v "$root:/src:ro" -v "$shared_real:/shared:ro" \
+  -e BERTSERVE_SHARED=/shared "$base" bash -c "mkdir /bertserve && tar -C /src --exclude='./build*' -cf - . |
+    tar -C /bertserve -xf - && cd /bertserve && exec tools/serve.sh --host 127.0.0.1 --port $port" >/dev/null
+for _ in $(seq 1800); do
+  curl -fsS "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break
+  [ "$(docker inspect -f '{{.State.Running}}' "$name")" = true ] || fail "tools/serve.sh exited in the bare container"
+  sleep 0.5
+done
+bare_s=$(since "$t0")
+got=$(curl -fsS "http://127.0.0.1:$port/predict" -H 'Content-Type: application/json' \
+  -d "$(jq -n --arg t "$text" '{text: $t}')") || fail "tools/serve.sh: no /predict within 15 minutes"
+[ "$(jq -r .prediction <<<"$got")" = "$want_label" ] || fail "bare machine: $got, want $want_label"
+log=$(docker logs "$name" 2>&1)
+echo "bare Debian 12: /predict answered \"$want_label\" ${bare_s} s after start; tools/serve.sh's steps:"
+grep '^serve: .* took' <<<"$log" | sed 's/^/  /'
+grep -q "install-deps: installing" <<<"$log" || fail "tools/serve.sh installed nothing on a bare machine?"
 docker stop -t "$grace" "$name" >/dev/null
 
 echo "container: all checks passed"
