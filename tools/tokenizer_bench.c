@@ -8,27 +8,13 @@
  * they are converted to UTF-8 up front, and only the encode call (max length 512) is timed. */
 #include "common/bs_error.h"
 #include "common/clock.h"
-#include "text/bpe.h"
-#include "text/tokenizer.h"
+#include "text/any_tokenizer.h"
 #include "text/utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
-
-/* One of the two tokenizers, whichever the model directory holds. */
-struct any_tokenizer {
-    tokenizer *wordpiece;
-    bpe_tokenizer *bpe;
-};
-
-static int encode(const struct any_tokenizer *t, const char *s, size_t n, encoding *e, char *err)
-{
-    return t->bpe ? bpe_encode(t->bpe, s, n, NULL, 0, 512, TRUNCATE_RIGHT, e, err)
-                  : tokenizer_encode(t->wordpiece, s, n, NULL, 0, 512, e, err);
-}
 
 int main(int argc, char **argv)
 {
@@ -43,14 +29,9 @@ int main(int argc, char **argv)
     if (argc <= 2)
         snprintf(data, sizeof data, "%s/data/financial_phrasebank/Sentences_50Agree.txt", shared);
 
-    char err[BS_ERR_LEN], merges[4096 + 16];
-    snprintf(merges, sizeof merges, "%s/merges.txt", model);
-    struct any_tokenizer tok = {0};
-    if (access(merges, F_OK) == 0)
-        tok.bpe = bpe_load(model, err);
-    else
-        tok.wordpiece = tokenizer_load(model, err);
-    if (!tok.bpe && !tok.wordpiece) {
+    char err[BS_ERR_LEN];
+    any_tokenizer *tok = any_tokenizer_load(model, err);
+    if (!tok) {
         fprintf(stderr, "tokenizer-bench: %s\n", err);
         return 1;
     }
@@ -88,7 +69,8 @@ int main(int argc, char **argv)
     double t0 = monotonic_seconds(), elapsed;
     do { /* whole passes over the corpus for at least 2 seconds */
         for (size_t i = 0; i < n_sent; i++) {
-            if (encode(&tok, text + starts[i], starts[i + 1] - starts[i], &e, err)) {
+            if (any_tokenizer_encode(tok, text + starts[i], starts[i + 1] - starts[i], NULL, 0, 512, TRUNCATE_RIGHT,
+                                     &e, err)) {
                 fprintf(stderr, "tokenizer-bench: sentence %zu: %s\n", i, err);
                 return 1;
             }
@@ -100,14 +82,13 @@ int main(int argc, char **argv)
     } while (elapsed < 2.0);
 
     printf("tokenizer-bench (%s): %zu PhraseBank sentences (%.2f MB UTF-8), %ld passes in %.2f s\n",
-           tok.bpe ? "byte-level BPE" : "WordPiece", n_sent, (double)used / 1e6, passes, elapsed);
+           any_tokenizer_family(tok) == TOKENIZER_BPE ? "byte-level BPE" : "WordPiece", n_sent, (double)used / 1e6, passes, elapsed);
     printf("  %.0f sentences/s  %.1f MB/s  %.0f tokens/s  %.2f us/sentence (1 thread)\n",
            (double)sentences / elapsed, (double)used * (double)passes / 1e6 / elapsed,
            (double)tokens / elapsed, elapsed * 1e6 / (double)sentences);
     encoding_free(&e);
     free(text);
     free(starts);
-    tokenizer_free(tok.wordpiece);
-    bpe_free(tok.bpe);
+    any_tokenizer_free(tok);
     return 0;
 }
