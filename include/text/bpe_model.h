@@ -23,6 +23,13 @@ struct bpe_added {
     bool lstrip, rstrip; /* swallow the whitespace before / after it */
 };
 
+/* A token whose own bytes BPE into that one token, found by those bytes (see whole_words). */
+struct bpe_word {
+    uint32_t hash; /* of the bytes; 0 with id -1 in an empty slot */
+    int32_t id;
+    uint32_t start, len; /* its bytes in word_bytes */
+};
+
 struct bpe_tokenizer {
     char *token_text;      /* every token's text, NUL-terminated, end to end */
     int32_t *token_start;  /* id -> offset in token_text, -1 for an id no token has */
@@ -33,7 +40,17 @@ struct bpe_tokenizer {
     struct bpe_added *added;
     int n_added;
     int32_t cls_id, sep_id;
+    /* Most pieces of real text are a whole token ("Ġprofit"): one probe here finds them, where
+     * BPE would take a hash lookup per byte pair and merge. Built at load by running BPE on every
+     * token's bytes and keeping those that come out as themselves, so it is exact by
+     * construction; read-only, so threads share it without a lock. */
+    struct bpe_word *whole_words;
+    size_t word_mask; /* slots - 1, a power of two */
+    char *word_bytes;
 };
+
+/* Builds t->whole_words (after the vocabulary and the merges); -1 when out of memory. */
+int bpe_index_whole_words(struct bpe_tokenizer *t);
 
 /* The rank of merging the symbols left and right, with the merged id in *merged; -1 if
  * merges.txt has no such merge. */

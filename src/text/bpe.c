@@ -7,6 +7,7 @@
 #include "text/byte_level.h"
 #include "text/utf8.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* Where one text's tokens go: ids, their byte spans, and the count at the first piece boundary
@@ -132,12 +133,38 @@ static void merge_all(const bpe_tokenizer *t, struct symbols *s, int m)
     }
 }
 
+static uint32_t word_hash(const unsigned char *p, int m)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (int i = 0; i < m; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h | 1; /* never 0, the empty slot's */
+}
+
+/* The id of the token whose bytes are p[0..m) if BPE makes it of them, else -1. */
+static int32_t whole_word(const bpe_tokenizer *t, const unsigned char *p, int m)
+{
+    if (!t->whole_words)
+        return -1;
+    uint32_t h = word_hash(p, m);
+    for (size_t i = h & t->word_mask;; i = (i + 1) & t->word_mask) {
+        const struct bpe_word *w = &t->whole_words[i];
+        if (w->id < 0)
+            return -1;
+        if (w->hash == h && w->len == (uint32_t)m && memcmp(t->word_bytes + w->start, p, (size_t)m) == 0)
+            return w->id;
+    }
+}
+
 /* Encodes the piece text[start, start + m). */
 static int encode_piece(const bpe_tokenizer *t, const char *text, size_t start, int m, struct seq_out *out)
 {
     const unsigned char *p = (const unsigned char *)text + start;
     if (m == 1) /* a lone byte: most punctuation */
         return push_token(out, t->byte_id[p[0]], start, start + 1);
+    int32_t id = whole_word(t, p, m);
+    if (id >= 0)
+        return push_token(out, id, start, start + (size_t)m);
     /* at most m - 1 merges, each adding at most 2 candidates to the m - 1 first ones */
     size_t ints = (size_t)m * 3 + (size_t)m * 3 * (sizeof(struct candidate) / sizeof(int32_t));
     if (grow_array(&out->scratch->v, &out->scratch->cap, ints, sizeof(int32_t)))
@@ -154,6 +181,83 @@ static int encode_piece(const bpe_tokenizer *t, const char *text, size_t start, 
         if (push_token(out, s.id[i], start + (size_t)i, start + (size_t)s.next[i]))
             return -1;
     return 0;
+}
+
+/* ---- the whole-word index ----------------------------------------------------------- */
+
+/* The token's bytes into out (room for strlen(text) bytes): each character of its text must be
+ * one of the 256 byte symbols. Their number, or -1 if one is not. */
+static int token_bytes(const char *text, unsigned char *out)
+{
+    int n = 0;
+    for (size_t i = 0, len = strlen(text); i < len;) {
+        int32_t cp;
+        int k = utf8_decode((const unsigned char *)text + i, len - i, &cp), b = k ? byte_level_byte(cp) : -1;
+        if (b < 0)
+            return -1;
+        out[n++] = (unsigned char)b;
+        i += (size_t)k;
+    }
+    return n;
+}
+
+/* Whether BPE turns bytes p[0..m) into the one token id. */
+static bool merges_to_itself(const bpe_tokenizer *t, const unsigned char *p, int m, int32_t id, encoding *e)
+{
+    struct seq_out out = {.ids = &e->seg_a, .spans = &e->seg_a_spans, .scratch = &e->scratch, .early_count = -1};
+    e->seg_a.n = e->seg_a_spans.n = 0;
+    return encode_piece(t, (const char *)p, 0, m, &out) == 0 && e->seg_a.n == 1 && e->seg_a.v[0] == id;
+}
+
+static void word_insert(struct bpe_word *words, size_t mask, const unsigned char *p, int m, int32_t id,
+                        uint32_t start)
+{
+    uint32_t h = word_hash(p, m);
+    size_t i = h & mask;
+    while (words[i].id >= 0)
+        i = (i + 1) & mask;
+    words[i] = (struct bpe_word){.hash = h, .id = id, .start = start, .len = (uint32_t)m};
+}
+
+int bpe_index_whole_words(bpe_tokenizer *t)
+{
+    size_t slots = 16, text_bytes = 0;
+    int count = 0;
+    for (int32_t id = 0; id < t->n_ids; id++)
+        if (t->token_start[id] >= 0) {
+            count++;
+            text_bytes += strlen(t->token_text + t->token_start[id]);
+        }
+    while (slots < (size_t)count * 2)
+        slots *= 2;
+    t->word_mask = slots - 1;
+    struct bpe_word *words = malloc(slots * sizeof *words);
+    t->word_bytes = malloc(text_bytes + 1);
+    encoding e = {0};
+    int rc = -1;
+    if (!words || !t->word_bytes || text_bytes > UINT32_MAX)
+        goto out;
+    for (size_t i = 0; i < slots; i++)
+        words[i] = (struct bpe_word){.id = -1};
+    uint32_t used = 0;
+    for (int32_t id = 0; id < t->n_ids; id++) {
+        if (t->token_start[id] < 0)
+            continue;
+        unsigned char *p = (unsigned char *)t->word_bytes + used;
+        int m = token_bytes(t->token_text + t->token_start[id], p);
+        /* BPE runs without the index while it is being built (t->whole_words is still NULL) */
+        if (m >= 2 && merges_to_itself(t, p, m, id, &e)) {
+            word_insert(words, t->word_mask, p, m, id, used);
+            used += (uint32_t)m;
+        }
+    }
+    t->whole_words = words;
+    words = NULL;
+    rc = 0;
+out:
+    free(words);
+    encoding_free(&e);
+    return rc;
 }
 
 /* Pre-tokenizes text[start, end), which holds no added token, and encodes each piece. */

@@ -355,6 +355,10 @@ bpe_tokenizer *bpe_load(const char *model_dir, char *err)
         read_config(model_dir, &cfg, config_path, err) ||
         apply_config(t, &arena, &x, cfg, config_path, err))
         goto fail;
+    if (bpe_index_whole_words(t)) {
+        bs_fail(err, "%s: out of memory", vocab_path);
+        goto fail;
+    }
     cJSON_Delete(cfg);
     free(x.slots);
     return t;
@@ -375,6 +379,8 @@ void bpe_free(bpe_tokenizer *t)
         free(t->added[i].text);
     free(t->added);
     free(t->merges);
+    free(t->whole_words);
+    free(t->word_bytes);
     free(t->token_start);
     free(t->token_text);
     free(t);
