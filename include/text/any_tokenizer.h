@@ -15,7 +15,8 @@ enum tokenizer_family { TOKENIZER_WORDPIECE, TOKENIZER_BPE };
 typedef struct any_tokenizer any_tokenizer;
 
 /* Loads the tokenizer of a HuggingFace model directory: byte-level BPE when it holds merges.txt
- * (with vocab.json), else WordPiece from vocab.txt. NULL with a message naming the file. */
+ * (with vocab.json), or tokenizer.json and no vocab.txt; else WordPiece from vocab.txt. NULL
+ * with a message naming the file. */
 any_tokenizer *any_tokenizer_load(const char *model_dir, char *err);
 void any_tokenizer_free(any_tokenizer *t);
 

@@ -27,7 +27,10 @@ typedef struct bpe_tokenizer bpe_tokenizer;
  * model_dir/tokenizer_config.json (the added tokens in "added_tokens_decoder" with their
  * lstrip/rstrip; "cls_token", "sep_token"; "add_prefix_space" must be false). Without
  * added_tokens_decoder, RoBERTa's `<s> <pad> </s> <unk> <mask>` (those in vocab.json; `<mask>`
- * with lstrip) are the added tokens. NULL with a message naming the file and the problem. */
+ * with lstrip) are the added tokens. A directory without vocab.json is read from HF's
+ * tokenizer.json instead: its model (vocab and merges, as strings or pairs), added_tokens and
+ * RobertaProcessing's cls/sep; any other normalizer, pre-tokenizer, model or post-processor than
+ * RoBERTa's is refused. NULL with a message naming the file and the problem. */
 bpe_tokenizer *bpe_load(const char *model_dir, char *err);
 void bpe_free(bpe_tokenizer *t);
 

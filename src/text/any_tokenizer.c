@@ -12,18 +12,23 @@ struct any_tokenizer {
     bpe_tokenizer *bpe;
 };
 
+/* Whether model_dir/name is there: a dangling link or an unreadable file counts, so that its
+ * loader fails naming it rather than the other family's loader failing on another file. */
+static bool has_file(const char *model_dir, const char *name)
+{
+    char path[BS_PATH_LEN];
+    struct stat sb;
+    return path_join(path, model_dir, name, NULL) == 0 && (lstat(path, &sb) == 0 || errno != ENOENT);
+}
+
 any_tokenizer *any_tokenizer_load(const char *model_dir, char *err)
 {
-    char merges[BS_PATH_LEN];
-    if (path_join(merges, model_dir, "merges.txt", err))
-        return NULL;
     any_tokenizer *t = calloc(1, sizeof *t);
     if (!t)
         return bs_fail(err, "out of memory"), NULL;
-    /* lstat: a merges.txt that is there but unreadable (a dangling link) still means BPE, and
-     * fails the load naming it, rather than falling back to a vocab.txt beside it */
-    struct stat sb;
-    if (lstat(merges, &sb) == 0 || errno != ENOENT)
+    bool bpe = has_file(model_dir, "merges.txt") ||
+               (!has_file(model_dir, "vocab.txt") && has_file(model_dir, "tokenizer.json"));
+    if (bpe)
         t->bpe = bpe_load(model_dir, err);
     else
         t->wordpiece = tokenizer_load(model_dir, err);

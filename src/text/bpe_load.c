@@ -85,52 +85,49 @@ static int set_token(bpe_tokenizer *t, struct buffer *arena, int32_t id, const c
     return rc;
 }
 
-static int read_vocab(bpe_tokenizer *t, const char *path, struct buffer *arena, char *err)
+/* Parses a JSON file (at most max_bytes); NULL with err naming it. */
+static cJSON *read_json(const char *path, size_t max_bytes, char *err)
 {
     size_t len;
-    char *text = read_whole_file(path, VOCAB_MAX_BYTES, &len, err);
+    char *text = read_whole_file(path, max_bytes, &len, err);
     if (!text)
-        return -1;
+        return NULL;
     cJSON *root = cJSON_ParseWithLength(text, len);
     free(text);
-    int rc = -1, max_id = -1;
-    if (!cJSON_IsObject(root) || !root->child) {
-        bs_fail(err, "%s: not a JSON object of tokens and ids", path);
-        goto out;
-    }
-    for (const cJSON *e = root->child; e; e = e->next) {
+    if (!root)
+        bs_fail(err, "%s: not valid JSON", path);
+    return root;
+}
+
+/* {"token": id, ...}: vocab.json, or the "model.vocab" of tokenizer.json (`where`). */
+static int vocab_from_json(bpe_tokenizer *t, const cJSON *vocab, struct buffer *arena, const char *where,
+                           char *err)
+{
+    int max_id = -1;
+    if (!cJSON_IsObject(vocab) || !vocab->child)
+        return bs_fail(err, "%s: not a JSON object of tokens and ids", where);
+    for (const cJSON *e = vocab->child; e; e = e->next) {
         double v = cJSON_IsNumber(e) ? e->valuedouble : -1;
-        if (v < 0 || v >= BPE_MAX_ID || v != (int)v || !e->string[0]) {
-            bs_fail(err, "%s: token \"%.40s\" must have an integer id in [0, %d)", path, e->string,
-                    BPE_MAX_ID);
-            goto out;
-        }
+        if (v < 0 || v >= BPE_MAX_ID || v != (int)v || !e->string[0])
+            return bs_fail(err, "%s: token \"%.40s\" must have an integer id in [0, %d)", where, e->string,
+                           BPE_MAX_ID);
         if ((int)v > max_id)
             max_id = (int)v;
     }
     t->n_ids = max_id + 1;
     t->token_start = malloc((size_t)t->n_ids * sizeof *t->token_start);
-    if (!t->token_start) {
-        bs_fail(err, "%s: out of memory", path);
-        goto out;
-    }
+    if (!t->token_start)
+        return bs_fail(err, "%s: out of memory", where);
     memset(t->token_start, 0xff, (size_t)t->n_ids * sizeof *t->token_start);
-    for (const cJSON *e = root->child; e; e = e->next) {
+    for (const cJSON *e = vocab->child; e; e = e->next) {
         int id = e->valueint;
-        if (t->token_start[id] >= 0) {
-            bs_fail(err, "%s: id %d is given to both \"%.40s\" and \"%.40s\"", path, id,
-                    token_text(t, id), e->string);
-            goto out;
-        }
-        if (set_token(t, arena, id, e->string)) {
-            bs_fail(err, "%s: out of memory", path);
-            goto out;
-        }
+        if (t->token_start[id] >= 0)
+            return bs_fail(err, "%s: id %d is given to both \"%.40s\" and \"%.40s\"", where, id,
+                           token_text(t, id), e->string);
+        if (set_token(t, arena, id, e->string))
+            return bs_fail(err, "%s: out of memory", where);
     }
-    rc = 0;
-out:
-    cJSON_Delete(root);
-    return rc;
+    return 0;
 }
 
 /* Every byte's one-character symbol must be a token: BPE starts from them. */
@@ -160,23 +157,51 @@ static void merge_insert(bpe_tokenizer *t, int32_t left, int32_t right, int32_t 
     t->merges[i] = (struct bpe_merge){.key = key, .rank = rank, .merged = merged};
 }
 
-/* One line "left right": both sides and their concatenation must be tokens. */
-static int parse_merge(bpe_tokenizer *t, const struct token_index *x, char *line, size_t n, int32_t rank,
-                       const char *path, int line_no, char *err)
+/* Sizes the merge table for n merges. */
+static int merges_alloc(bpe_tokenizer *t, size_t n)
 {
-    char *space = memchr(line, ' ', n);
-    if (!space || memchr(space + 1, ' ', n - (size_t)(space + 1 - line)))
-        return bs_fail(err, "%s: line %d: a merge is two tokens separated by one space", path, line_no);
-    size_t ln = (size_t)(space - line), rn = n - ln - 1;
-    int32_t left = index_find(x, t, line, ln), right = index_find(x, t, space + 1, rn);
-    memmove(space, space + 1, rn); /* left+right, in place */
-    int32_t merged = index_find(x, t, line, ln + rn);
+    size_t slots = 16;
+    while (slots < n * 2)
+        slots *= 2;
+    t->merge_mask = slots - 1;
+    t->merges = malloc(slots * sizeof *t->merges);
+    if (!t->merges)
+        return -1;
+    for (size_t i = 0; i < slots; i++)
+        t->merges[i].key = BPE_NO_MERGE;
+    return 0;
+}
+
+/* The merge of left (ln bytes) and right (rn bytes) with its rank: both and their concatenation
+ * must be tokens. `where` and `item` name it in a message ("merges.txt: line 3"). */
+static int add_merge(bpe_tokenizer *t, const struct token_index *x, const char *left_text, size_t ln,
+                     const char *right_text, size_t rn, int32_t rank, const char *where, const char *item,
+                     int number, char *err)
+{
+    char joined[1024];
+    if (ln + rn >= sizeof joined)
+        return bs_fail(err, "%s: %s %d: a merge of more than %zu bytes", where, item, number, sizeof joined - 1);
+    memcpy(joined, left_text, ln);
+    memcpy(joined + ln, right_text, rn);
+    int32_t left = index_find(x, t, left_text, ln), right = index_find(x, t, right_text, rn);
+    int32_t merged = index_find(x, t, joined, ln + rn);
     if (left < 0 || right < 0 || merged < 0)
-        return bs_fail(err, "%s: line %d: \"%.*s\" is not in vocab.json", path, line_no,
+        return bs_fail(err, "%s: %s %d: \"%.*s\" is not in the vocabulary", where, item, number,
                        (int)(left < 0 ? ln : right < 0 ? rn : ln + rn),
-                       left < 0 ? line : right < 0 ? line + ln : line);
+                       left < 0 ? left_text : right < 0 ? right_text : joined);
     merge_insert(t, left, right, rank, merged);
     return 0;
+}
+
+/* One merge "left right" (a line of merges.txt, or a string of tokenizer.json's model.merges). */
+static int parse_merge(bpe_tokenizer *t, const struct token_index *x, const char *line, size_t n, int32_t rank,
+                       const char *path, const char *item, int number, char *err)
+{
+    const char *space = memchr(line, ' ', n);
+    if (!space || memchr(space + 1, ' ', n - (size_t)(space + 1 - line)))
+        return bs_fail(err, "%s: %s %d: a merge is two tokens separated by one space", path, item, number);
+    size_t ln = (size_t)(space - line);
+    return add_merge(t, x, line, ln, space + 1, n - ln - 1, rank, path, item, number, err);
 }
 
 static int read_merges(bpe_tokenizer *t, const struct token_index *x, const char *path, char *err)
@@ -188,18 +213,11 @@ static int read_merges(bpe_tokenizer *t, const struct token_index *x, const char
     size_t lines = 1;
     for (size_t i = 0; i < len; i++)
         lines += text[i] == '\n';
-    size_t slots = 16;
-    while (slots < lines * 2)
-        slots *= 2;
-    t->merge_mask = slots - 1;
-    t->merges = malloc(slots * sizeof *t->merges);
     int rc = -1;
-    if (!t->merges) {
+    if (merges_alloc(t, lines)) {
         bs_fail(err, "%s: out of memory", path);
         goto out;
     }
-    for (size_t i = 0; i < slots; i++)
-        t->merges[i].key = BPE_NO_MERGE;
     int32_t rank = 0;
     int line_no = 0;
     for (char *p = text, *end = text + len; p < end;) {
@@ -210,7 +228,7 @@ static int read_merges(bpe_tokenizer *t, const struct token_index *x, const char
             n--;
         /* HF skips "#version" lines; the file's last newline ends the list */
         if (!(n >= 8 && memcmp(p, "#version", 8) == 0) &&
-            parse_merge(t, x, p, n, rank++, path, line_no, err))
+            parse_merge(t, x, p, n, rank++, path, "line", line_no, err))
             goto out;
         p = nl ? nl + 1 : end;
     }
@@ -250,6 +268,25 @@ static int add_literal(bpe_tokenizer *t, const char *text, int32_t id, bool lstr
     return 0;
 }
 
+/* One added token, {"content": "<mask>", "lstrip": true, ...}, with the id `name` gives it
+ * (ok false: no valid id). */
+static int add_token_entry(bpe_tokenizer *t, struct buffer *arena, long id, bool ok, const char *name,
+                           const cJSON *e, const char *path, char *err)
+{
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(e, "content");
+    if (!ok || id < 0 || id >= t->n_ids || !cJSON_IsString(content) || !content->valuestring[0])
+        return bs_fail(err, "%s: added token \"%.40s\" needs an id of the vocabulary and a non-empty "
+                            "\"content\"", path, name);
+    if (config_flag(e, "single_word"))
+        return bs_fail(err, "%s: added token \"%.40s\": \"single_word\" is not supported", path,
+                       content->valuestring);
+    if (t->token_start[id] < 0 && set_token(t, arena, (int32_t)id, content->valuestring))
+        return bs_fail(err, "%s: out of memory", path);
+    if (add_literal(t, content->valuestring, (int32_t)id, config_flag(e, "lstrip"), config_flag(e, "rstrip")))
+        return bs_fail(err, "%s: out of memory", path);
+    return 0;
+}
+
 /* "added_tokens_decoder": {"50264": {"content": "<mask>", "lstrip": true, ...}, ...} */
 static int read_added_tokens(bpe_tokenizer *t, struct buffer *arena, const cJSON *dec, const char *path,
                              char *err)
@@ -260,19 +297,8 @@ static int read_added_tokens(bpe_tokenizer *t, struct buffer *arena, const cJSON
     for (const cJSON *e = dec->child; e; e = e->next) {
         char *end;
         long id = strtol(e->string, &end, 10);
-        const cJSON *content = cJSON_GetObjectItemCaseSensitive(e, "content");
-        if (*end || end == e->string || id < 0 || id >= t->n_ids || !cJSON_IsString(content) ||
-            !content->valuestring[0])
-            return bs_fail(err, "%s: added token \"%.40s\" needs an id of vocab.json and a non-empty "
-                                "\"content\"", path, e->string);
-        if (config_flag(e, "single_word"))
-            return bs_fail(err, "%s: added token \"%.40s\": \"single_word\" is not supported", path,
-                           content->valuestring);
-        if (t->token_start[id] < 0 && set_token(t, arena, (int32_t)id, content->valuestring))
-            return bs_fail(err, "%s: out of memory", path);
-        if (add_literal(t, content->valuestring, (int32_t)id, config_flag(e, "lstrip"),
-                        config_flag(e, "rstrip")))
-            return bs_fail(err, "%s: out of memory", path);
+        if (add_token_entry(t, arena, id, !*end && end != e->string, e->string, e, path, err))
+            return -1;
     }
     return 0;
 }
@@ -331,7 +357,153 @@ static int apply_config(bpe_tokenizer *t, struct buffer *arena, const struct tok
     return 0;
 }
 
+/* ---- tokenizer.json ----------------------------------------------------------------- */
+
+static bool is_type(const cJSON *obj, const char *type)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, "type");
+    return cJSON_IsString(item) && strcmp(item->valuestring, type) == 0;
+}
+
+/* Null, absent or equal to the given string. */
+static bool string_or_null(const cJSON *obj, const char *key, const char *value)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return !item || cJSON_IsNull(item) || (cJSON_IsString(item) && strcmp(item->valuestring, value) == 0);
+}
+
+/* Only what RoBERTa's tokenizer.json holds is accepted: anything else would tokenize differently
+ * from HF without a word. */
+static int check_pipeline(const cJSON *root, const cJSON *model, const char *path, char *err)
+{
+    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
+    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
+    const cJSON *regex = cJSON_GetObjectItemCaseSensitive(pre, "use_regex");
+    if (norm && !cJSON_IsNull(norm))
+        return bs_fail(err, "%s: a \"normalizer\" is not supported (byte-level BPE has none)", path);
+    if (!is_type(pre, "ByteLevel") || config_flag(pre, "add_prefix_space") || cJSON_IsFalse(regex))
+        return bs_fail(err, "%s: \"pre_tokenizer\" must be ByteLevel without add_prefix_space, with use_regex",
+                       path);
+    const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
+    if (!is_type(model, "BPE") || !string_or_null(model, "continuing_subword_prefix", "") ||
+        !string_or_null(model, "end_of_word_suffix", "") || config_flag(model, "byte_fallback") ||
+        config_flag(model, "ignore_merges") || (dropout && !cJSON_IsNull(dropout)))
+        return bs_fail(err, "%s: \"model\" must be a plain BPE (no subword prefix or suffix, byte_fallback, "
+                            "ignore_merges or dropout)", path);
+    return 0;
+}
+
+/* "model": {"merges": ["Ġ t", ...]} or, since tokenizers 0.20, [["Ġ", "t"], ...] */
+static int merges_from_json(bpe_tokenizer *t, const struct token_index *x, const cJSON *merges, const char *path,
+                            char *err)
+{
+    if (!cJSON_IsArray(merges) || merges_alloc(t, (size_t)cJSON_GetArraySize(merges)))
+        return bs_fail(err, "%s: \"model.merges\" must be an array", path);
+    int32_t rank = 0;
+    for (const cJSON *m = merges->child; m; m = m->next, rank++) {
+        const cJSON *l = cJSON_GetArrayItem(m, 0), *r = cJSON_GetArrayItem(m, 1);
+        int rc;
+        if (cJSON_IsString(m))
+            rc = parse_merge(t, x, m->valuestring, strlen(m->valuestring), rank, path, "merge", rank, err);
+        else if (cJSON_GetArraySize(m) == 2 && cJSON_IsString(l) && cJSON_IsString(r))
+            rc = add_merge(t, x, l->valuestring, strlen(l->valuestring), r->valuestring, strlen(r->valuestring),
+                           rank, path, "merge", rank, err);
+        else
+            rc = bs_fail(err, "%s: merge %d: neither \"left right\" nor [left, right]", path, rank);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+/* "added_tokens": [{"id": 0, "content": "<s>", ...}, ...]; "post_processor": RobertaProcessing's
+ * "cls": ["<s>", 0] and "sep": ["</s>", 2]. */
+static int specials_from_json(bpe_tokenizer *t, struct buffer *arena, const cJSON *root, const char *path,
+                              char *err)
+{
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
+    t->added = calloc((size_t)cJSON_GetArraySize(added) + 1, sizeof *t->added);
+    if (!t->added)
+        return bs_fail(err, "%s: out of memory", path);
+    for (const cJSON *e = cJSON_IsArray(added) ? added->child : NULL; e; e = e->next) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
+        if (add_token_entry(t, arena, cJSON_IsNumber(id) ? (long)id->valuedouble : -1, cJSON_IsNumber(id),
+                            cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "content"))
+                                ? cJSON_GetObjectItemCaseSensitive(e, "content")->valuestring : "?",
+                            e, path, err))
+            return -1;
+    }
+    const cJSON *post = cJSON_GetObjectItemCaseSensitive(root, "post_processor");
+    const cJSON *cls = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(post, "cls"), 1);
+    const cJSON *sep = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(post, "sep"), 1);
+    if (!is_type(post, "RobertaProcessing") || !cJSON_IsNumber(cls) || !cJSON_IsNumber(sep) ||
+        !bpe_token(t, cls->valueint) || !bpe_token(t, sep->valueint))
+        return bs_fail(err, "%s: \"post_processor\" must be RobertaProcessing with the ids of \"cls\" and "
+                            "\"sep\"", path);
+    t->cls_id = cls->valueint;
+    t->sep_id = sep->valueint;
+    return 0;
+}
+
+static int load_tokenizer_json(bpe_tokenizer *t, const char *model_dir, struct buffer *arena,
+                               struct token_index *x, char *err)
+{
+    char path[BS_PATH_LEN];
+    if (path_join(path, model_dir, "tokenizer.json", err))
+        return -1;
+    cJSON *root = read_json(path, VOCAB_MAX_BYTES, err);
+    if (!root)
+        return -1;
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    int rc = -1;
+    if (check_pipeline(root, model, path, err) ||
+        vocab_from_json(t, cJSON_GetObjectItemCaseSensitive(model, "vocab"), arena, path, err))
+        goto out;
+    if (index_build(x, t, t->n_ids)) {
+        bs_fail(err, "%s: out of memory", path);
+        goto out;
+    }
+    if (find_byte_ids(t, x, path, err) ||
+        merges_from_json(t, x, cJSON_GetObjectItemCaseSensitive(model, "merges"), path, err) ||
+        specials_from_json(t, arena, root, path, err))
+        goto out;
+    rc = 0;
+out:
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* ---- vocab.json + merges.txt + tokenizer_config.json -------------------------------- */
+
+static int load_vocab_files(bpe_tokenizer *t, const char *model_dir, struct buffer *arena,
+                            struct token_index *x, char *err)
+{
+    char vocab_path[BS_PATH_LEN], merges_path[BS_PATH_LEN], config_path[BS_PATH_LEN];
+    if (path_join(vocab_path, model_dir, "vocab.json", err) || path_join(merges_path, model_dir, "merges.txt", err))
+        return -1;
+    cJSON *vocab = read_json(vocab_path, VOCAB_MAX_BYTES, err), *cfg = NULL;
+    int rc = !vocab || vocab_from_json(t, vocab, arena, vocab_path, err) ? -1 : 0;
+    cJSON_Delete(vocab); /* the tokens are copied */
+    if (rc == 0 && index_build(x, t, t->n_ids))
+        rc = bs_fail(err, "%s: out of memory", vocab_path);
+    if (rc == 0 && (find_byte_ids(t, x, vocab_path, err) || read_merges(t, x, merges_path, err) ||
+                    read_config(model_dir, &cfg, config_path, err) ||
+                    apply_config(t, arena, x, cfg, config_path, err)))
+        rc = -1;
+    cJSON_Delete(cfg);
+    return rc;
+}
+
 /* ---- the whole tokenizer ------------------------------------------------------------ */
+
+/* vocab.json + merges.txt when vocab.json is there (or neither file is: then its absence is the
+ * error), else tokenizer.json. */
+static bool has_file(const char *model_dir, const char *name)
+{
+    char path[BS_PATH_LEN];
+    struct stat sb;
+    return path_join(path, model_dir, name, NULL) == 0 && (lstat(path, &sb) == 0 || errno != ENOENT);
+}
 
 bpe_tokenizer *bpe_load(const char *model_dir, char *err)
 {
@@ -340,30 +512,16 @@ bpe_tokenizer *bpe_load(const char *model_dir, char *err)
         return bs_fail(err, "out of memory"), NULL;
     struct buffer arena = {0};
     struct token_index x = {0};
-    cJSON *cfg = NULL;
-    char vocab_path[BS_PATH_LEN], merges_path[BS_PATH_LEN], config_path[BS_PATH_LEN];
-    int n_tokens;
-    if (path_join(vocab_path, model_dir, "vocab.json", err) ||
-        path_join(merges_path, model_dir, "merges.txt", err) || read_vocab(t, vocab_path, &arena, err))
-        goto fail;
-    n_tokens = t->n_ids;
-    if (index_build(&x, t, n_tokens)) {
-        bs_fail(err, "%s: out of memory", vocab_path);
-        goto fail;
-    }
-    if (find_byte_ids(t, &x, vocab_path, err) || read_merges(t, &x, merges_path, err) ||
-        read_config(model_dir, &cfg, config_path, err) ||
-        apply_config(t, &arena, &x, cfg, config_path, err))
+    bool json = !has_file(model_dir, "vocab.json") && has_file(model_dir, "tokenizer.json");
+    if (json ? load_tokenizer_json(t, model_dir, &arena, &x, err) : load_vocab_files(t, model_dir, &arena, &x, err))
         goto fail;
     if (bpe_index_whole_words(t)) {
-        bs_fail(err, "%s: out of memory", vocab_path);
+        bs_fail(err, "%s: out of memory while indexing the vocabulary", model_dir);
         goto fail;
     }
-    cJSON_Delete(cfg);
     free(x.slots);
     return t;
 fail:
-    cJSON_Delete(cfg);
     free(x.slots);
     if (!t->token_text)
         free(arena.data);

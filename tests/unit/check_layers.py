@@ -29,7 +29,7 @@ ONLY_IN = {
     "cjson/cJSON.h": {
         "include/common/json_text.h",  # the JSON helpers' home
         "src/text/tokenizer.c",  # tokenizer_config.json
-        "src/text/bpe_load.c",  # BPE's vocab.json and tokenizer_config.json
+        "src/text/bpe_load.c",  # BPE's vocab.json, tokenizer_config.json, tokenizer.json
         "src/engine/model.c",  # config.json
         "src/engine/safetensors.c",  # the safetensors header
         "include/server/request.h",  # request bodies in, answers out

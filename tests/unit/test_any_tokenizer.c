@@ -77,6 +77,13 @@ int main(void)
     t = any_tokenizer_load(dir, err); /* a merges.txt that is there means BPE, and its problem is named */
     CHECK(!t && strstr(err, "vocab.json"), "a dangling merges.txt: \"%s\"", err);
     unlink(path);
+    /* tokenizer.json and no vocab.txt: BPE read from it */
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    CHECK(symlink(shared_path("golden/tokenizer-bpe/tokenizer.json"), path) == 0, "symlink");
+    t = any_tokenizer_load(dir, err);
+    CHECK(t && any_tokenizer_family(t) == TOKENIZER_BPE, "tokenizer.json alone: %s", t ? "WordPiece" : err);
+    any_tokenizer_free(t);
+    unlink(path);
     rmdir(dir);
     return test_finish("test_any_tokenizer");
 }

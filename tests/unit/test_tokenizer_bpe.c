@@ -271,7 +271,7 @@ static void test_small_vocabulary(void)
     expect_load_error("no-vocab", NULL, MERGES, NULL, "no-vocab/vocab.json", "No such file");
     expect_load_error("no-merges", v.data, NULL, NULL, "no-merges/merges.txt", "No such file");
     expect_load_error("vocab-array", "[1, 2]", MERGES, NULL, "vocab.json", "not a JSON object");
-    expect_load_error("vocab-broken", "{\"a\": 1", MERGES, NULL, "vocab.json", "not a JSON object");
+    expect_load_error("vocab-broken", "{\"a\": 1", MERGES, NULL, "vocab.json", "not valid JSON");
     expect_load_error("no-byte", "{\"a\": 0, \"<s>\": 1, \"</s>\": 2}", "", NULL, "vocab.json", "byte 0x00");
     struct buffer bad = {0};
     write_vocab(&bad, "\"<s>\": 256, \"</s>\": 258, \"x1\": -3");
@@ -281,7 +281,7 @@ static void test_small_vocabulary(void)
     write_vocab(&bad, "\"<pad>\": 257");
     expect_load_error("no-cls", bad.data, "", NULL, "vocab.json", "<s> is not in vocab.json");
     expect_load_error("merge-unknown", v.data, "#version: 0.2\nh e\nq z\n", NULL, "merges.txt: line 3",
-                      "\"qz\" is not in vocab.json");
+                      "\"qz\" is not in the vocabulary");
     expect_load_error("merge-three", v.data, "h e x\n", NULL, "merges.txt: line 1", "two tokens");
     expect_load_error("merge-blank", v.data, "h e\n\n\xc4\xa0 t\n", NULL, "merges.txt: line 2", "two tokens");
     expect_load_error("config-json", v.data, MERGES, "{\"add_prefix_space\": ", "tokenizer_config.json",
@@ -296,6 +296,65 @@ static void test_small_vocabulary(void)
     expect_load_error("bad-sep", v.data, MERGES, "{\"sep_token\": \"[SEP]\"}", "tokenizer_config.json",
                       "[SEP] is not in vocab.json");
     buffer_free(&bad);
+    buffer_free(&v);
+}
+
+/* tokenizer.json alone: RoBERTa's pipeline around the small vocabulary, with `merges` (a JSON
+ * array) and the given normalizer, pre-tokenizer, model type and post-processor. */
+static const char *tokenizer_json(struct buffer *out, const char *vocab_json, const char *merges,
+                                  const char *normalizer, const char *pre, const char *type, const char *post)
+{
+    out->len = 0;
+    buffer_appendf(out,
+                   "{\"version\": \"1.0\", \"added_tokens\": [{\"id\": 256, \"content\": \"<s>\"}, {\"id\": 258, "
+                   "\"content\": \"</s>\"}, {\"id\": 260, \"content\": \"<mask>\", \"lstrip\": true}], "
+                   "\"normalizer\": %s, \"pre_tokenizer\": %s, \"post_processor\": %s, \"model\": {\"type\": \"%s\", "
+                   "\"dropout\": null, \"continuing_subword_prefix\": \"\", \"vocab\": %s, \"merges\": %s}}",
+                   normalizer, pre, post, type, vocab_json, merges);
+    return out->data;
+}
+
+static void test_tokenizer_json(void)
+{
+    static const char *PRE = "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": true}";
+    static const char *POST = "{\"type\": \"RobertaProcessing\", \"sep\": [\"</s>\", 258], \"cls\": [\"<s>\", 256]}";
+    static const char *STRINGS = "[\"h e\", \"\\u0120 t\", \"\\u0120t he\", \"a a\"]";
+    static const char *ARRAYS = "[[\"h\", \"e\"], [\"\\u0120\", \"t\"], [\"\\u0120t\", \"he\"], [\"a\", \"a\"]]";
+    struct buffer v = {0}, j = {0};
+    write_vocab(&v, EXTRA);
+    char err[BS_ERR_LEN];
+    const char *forms[] = {STRINGS, ARRAYS};
+    for (int f = 0; f < 2; f++) {
+        const char *dir = make_model(f ? "json-arrays" : "json-strings", NULL, NULL, NULL);
+        write_file(dir, "tokenizer.json", tokenizer_json(&j, v.data, forms[f], "null", PRE, "BPE", POST));
+        bpe_tokenizer *t = bpe_load(dir, err);
+        CHECK(t != NULL, "tokenizer.json (%s merges): %s", f ? "array" : "string", err);
+        if (!t)
+            continue;
+        encoding e = {0};
+        expect_tokens(t, &e, "the the aaa x <mask>", NULL, 0, TRUNCATE_RIGHT, "<s> t he Ġthe Ġ aa a Ġ x <mask> </s>");
+        encoding_free(&e);
+        bpe_free(t);
+    }
+    struct {
+        const char *name, *merges, *normalizer, *pre, *type, *post, *needle;
+    } bad[] = {
+        {"json-normalizer", ARRAYS, "{\"type\": \"NFC\"}", PRE, "BPE", POST, "\"normalizer\" is not supported"},
+        {"json-pre", ARRAYS, "null", "{\"type\": \"Whitespace\"}", "BPE", POST, "\"pre_tokenizer\" must be ByteLevel"},
+        {"json-prefix", ARRAYS, "null", "{\"type\": \"ByteLevel\", \"add_prefix_space\": true}", "BPE", POST,
+         "without add_prefix_space"},
+        {"json-model", ARRAYS, "null", PRE, "WordPiece", POST, "\"model\" must be a plain BPE"},
+        {"json-merge", "[[\"h\", \"e\"], [\"a\"]]", "null", PRE, "BPE", POST, "merge 1: neither"},
+        {"json-merge-oov", "[\"h e\", \"q z\"]", "null", PRE, "BPE", POST, "merge 1: \"qz\" is not in the vocabulary"},
+        {"json-post", ARRAYS, "null", PRE, "BPE", "{\"type\": \"TemplateProcessing\"}", "must be RobertaProcessing"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *dir = make_model(bad[i].name, NULL, NULL, NULL);
+        write_file(dir, "tokenizer.json",
+                   tokenizer_json(&j, v.data, bad[i].merges, bad[i].normalizer, bad[i].pre, bad[i].type, bad[i].post));
+        expect_load_error(bad[i].name, NULL, NULL, NULL, "tokenizer.json", bad[i].needle);
+    }
+    buffer_free(&j);
     buffer_free(&v);
 }
 
@@ -315,6 +374,7 @@ int main(void)
     }
     bpe_free(t);
     test_small_vocabulary();
+    test_tokenizer_json();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
     if (system(cmd) != 0)

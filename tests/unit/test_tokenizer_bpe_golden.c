@@ -1,9 +1,10 @@
 /* Byte-level BPE: token ids identical to HuggingFace tokenizers 0.23.2 on every golden case of
- * golden/tokenizer-bpe (roberta-tiny's vocab.json + merges.txt), counted per category, and the
- * spans rule checked on every case: the tokens of a text tile it, [0, len) end to end in
- * order, none special, and each ordinary token's bytes, shown as GPT-2 characters, are its
- * vocabulary text (an added token's span is its literal plus the whitespace it strips); the
- * <s> and </s> around the texts are (0, 0) and special, as WordPiece's [CLS] and [SEP]. */
+ * golden/tokenizer-bpe, counted per category, loaded once from roberta-tiny's vocab.json +
+ * merges.txt and once from golden/tokenizer-bpe/tokenizer.json alone, and the spans rule
+ * checked on every case: the tokens of a text tile it, [0, len) end to end in order, none
+ * special, and each ordinary token's bytes, shown as GPT-2 characters, are its vocabulary text
+ * (an added token's span is its literal plus the whitespace it strips); the <s> and </s> around
+ * the texts are (0, 0) and special, as WordPiece's [CLS] and [SEP]. */
 #include "check.h"
 #include "common/bs_error.h"
 #include "common/buffer.h"
@@ -14,6 +15,7 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_CATEGORIES 32
 
@@ -232,13 +234,14 @@ static void check_case(char *line, size_t len, void *ctx)
     cJSON_Delete(c);
 }
 
-int main(void)
+/* Every golden file through the tokenizer loaded from model_dir; the number of cases. */
+static int check_all(const char *model_dir, const char *source)
 {
     char err[BS_ERR_LEN];
-    bpe_tokenizer *tok = bpe_load(shared_path("models/roberta-tiny"), err);
+    bpe_tokenizer *tok = bpe_load(model_dir, err);
     CHECK(tok != NULL, "%s", err);
     if (!tok)
-        return test_finish("test_tokenizer_bpe_golden");
+        return 0;
     static const struct {
         const char *file;
         int cases; /* guards against a golden file that silently shrank */
@@ -250,12 +253,13 @@ int main(void)
         {"golden/tokenizer-bpe/phrasebank.jsonl", 500},
     };
     int total = 0;
+    printf("== loaded from %s\n", source);
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         struct run r = {.file = files[i].file, .tok = tok};
         for_each_line(shared_path(files[i].file), check_case, &r);
         CHECK(r.cases == files[i].cases, "%s: %d cases read, expected %d", r.file, r.cases, files[i].cases);
-        CHECK(r.mismatches == 0, "%s: %d of %d cases differ from HF", r.file, r.mismatches, r.cases);
-        CHECK(r.span_failures == 0, "%s: %d cases break the spans rule", r.file, r.span_failures);
+        CHECK(r.mismatches == 0, "%s (%s): %d of %d cases differ from HF", r.file, source, r.mismatches, r.cases);
+        CHECK(r.span_failures == 0, "%s (%s): %d cases break the spans rule", r.file, source, r.span_failures);
         printf("%s: %d cases, %d identical, %d spans failures\n", r.file, r.cases, r.cases - r.mismatches,
                r.span_failures);
         for (int c = 0; c < r.n_cats; c++)
@@ -266,7 +270,22 @@ int main(void)
         buffer_free(&r.text);
         buffer_free(&r.pair);
     }
-    printf("%d golden cases in all\n", total);
     bpe_free(tok);
+    return total;
+}
+
+int main(void)
+{
+    int total = check_all(shared_path("models/roberta-tiny"), "models/roberta-tiny: vocab.json, merges.txt");
+    /* the same tokenizer from HF's tokenizer.json alone, in a directory holding nothing else */
+    char dir[] = "/tmp/bertserve-bpe-json-XXXXXX", link[64];
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(link, sizeof link, "%s/tokenizer.json", dir);
+    CHECK(symlink(shared_path("golden/tokenizer-bpe/tokenizer.json"), link) == 0, "symlink %s", link);
+    total += check_all(dir, "golden/tokenizer-bpe/tokenizer.json");
+    unlink(link);
+    rmdir(dir);
+    printf("%d golden cases in all\n", total);
+    CHECK(total == 2 * 4587, "%d cases run, expected %d", total, 2 * 4587);
     return test_finish("test_tokenizer_bpe_golden");
 }
