@@ -57,7 +57,18 @@ static void test_family(const char *model, enum tokenizer_family family)
             CHECK(got.spans && got.spans[0].special && got.spans[0].end == 0 && got.spans[got.n - 1].special &&
                       got.spans[got.n - 1].end == 0 && got.pair_start > 1 && got.pair_start < got.n,
                   "%s: \"%s\": spans or pair_start %d", model, s, got.pair_start);
+            /* pair_start is the pair's first token ("pair" is one in both vocabularies), right after
+             * the separator(s): A's [SEP] where the type ids turn 1, or A's </s></s> (all type ids 0) */
+            int p = got.pair_start;
+            CHECK(p > 1 && p < got.n && got.spans[p].start == 0 && got.spans[p].end == 4 && !got.spans[p].special &&
+                      got.spans[p - 1].special &&
+                      (bpe ? got.spans[p - 2].special && got.ids[p - 1] == got.ids[p - 2] && got.type_ids[p] == 0
+                           : got.type_ids[p - 1] == 0 && got.type_ids[p] == 1),
+                  "%s: \"%s\": pair_start %d is not the pair's first token", model, s, p);
         }
+    CHECK(any_tokenizer_encode(t, texts[1], strlen(texts[1]), NULL, 0, 0, TRUNCATE_RIGHT, &got, err) == 0 &&
+              got.pair_start == got.n,
+          "%s: a single text's pair_start %d is n %d", model, got.pair_start, got.n);
     encoding_free(&got);
     encoding_free(&want);
     any_tokenizer_free(t);
