@@ -25,12 +25,14 @@ typedef struct {
 enum bert_dtype {
     BERT_F32,  /* packed by gemm_pack, products by gemm_linear */
     BERT_BF16, /* packed by gemm_pack_bf16, products by gemm_linear_bf16 (gemm_bf16.h) */
+    BERT_INT8, /* quantized and packed by gemm_pack_int8, products by gemm_linear_int8 (gemm_int8.h) */
 };
 
 /* One encoder layer. The nn.Linear weights ([out][in] in the file) are kept packed for the
  * GEMM kernel (include/engine/gemm.h: gemm_pack); biases and LayerNorm parameters as they are.
  * In a BERT_BF16 model the four *_w are NULL and the *_w16 hold the weights, packed by
- * gemm_pack_bf16; in a BERT_F32 model the *_w16 are NULL. */
+ * gemm_pack_bf16; in a BERT_INT8 model the *_w8 hold them, quantized and packed by
+ * gemm_pack_int8; only the dtype's own pointers are set, the others NULL. */
 typedef struct {
     float *qkv_w, *qkv_b;   /* [3H][H], [3H]: query, key and value stacked, so one GEMM */
     float *attn_out_w, *attn_out_b; /* [H][H], [H] */
@@ -39,6 +41,7 @@ typedef struct {
     float *ffn_out_w, *ffn_out_b; /* [H][I], [H] */
     float *ln2_g, *ln2_b;   /* output LayerNorm */
     uint16_t *qkv_w16, *attn_out_w16, *ffn_in_w16, *ffn_out_w16; /* BERT_BF16 only */
+    int8_t *qkv_w8, *attn_out_w8, *ffn_in_w8, *ffn_out_w8;       /* BERT_INT8 only */
 } bert_layer;
 
 typedef struct {
@@ -66,8 +69,8 @@ void bert_model_free(bert_model *m);
 /* Bytes the model's weights take in memory (its storage, without the huge-page rounding). */
 size_t bert_model_bytes(const bert_model *m);
 
-/* "f32" or "bf16"; and back: 0, or -1 for an unknown name. "auto" parses to the fastest dtype
- * this CPU runs natively (bf16 with AVX512-BF16, else f32). */
+/* "f32", "bf16" or "int8"; and back: 0, or -1 for an unknown name. "auto" parses to the fastest
+ * dtype this CPU runs natively: int8 with AVX512-VNNI, else bf16 with AVX512-BF16, else f32. */
 const char *bert_dtype_name(enum bert_dtype dtype);
 int bert_dtype_parse(const char *name, enum bert_dtype *dtype);
 

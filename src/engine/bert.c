@@ -4,6 +4,7 @@
 #include "common/cpu_budget.h"
 #include "engine/gemm.h"
 #include "engine/gemm_bf16.h"
+#include "engine/gemm_int8.h"
 #include "engine/rowops.h"
 #include "engine/threadpool.h"
 
@@ -132,16 +133,25 @@ static void attention_task(void *ctx, int task, int thread)
     gemm_panels_run(scores, t_pad, n_queries, vp, d, T, out, H, NULL, GEMM_STORE, 0, gemm_panels(d));
 }
 
+/* One of an encoder layer's four linear weights, in the model's dtype: exactly one is set. */
+struct linear_weights {
+    const float *f32;    /* gemm_pack's panels */
+    const uint16_t *w16; /* gemm_pack_bf16's */
+    const int8_t *w8;    /* gemm_pack_int8's */
+};
+
 /* One of an encoder layer's four linear products, C[rows][n] = A · Wᵀ (+ epilogue), in the
- * model's dtype: w is the float32 panels (BERT_F32) or w16 the bf16 ones, with a16 the scratch
- * gemm_linear_bf16 rounds A into (room for gemm_bf16_scratch_size(rows, k)). */
-static void layer_linear(threadpool *pool, const float *a, int rows, const float *w, const uint16_t *w16, int n,
-                         int k, float *c, const float *bias, enum gemm_epilogue ep, uint16_t *a16)
+ * model's dtype; quant is the scratch the bf16 or int8 product rounds or quantizes A into
+ * (room for gemm_bf16_scratch_size or gemm_int8_scratch_size of rows x k). */
+static void layer_linear(threadpool *pool, const float *a, int rows, struct linear_weights w, int n, int k, float *c,
+                         const float *bias, enum gemm_epilogue ep, void *quant)
 {
-    if (w16)
-        gemm_linear_bf16(pool, a, rows, w16, n, k, c, bias, ep, a16);
+    if (w.w8)
+        gemm_linear_int8(pool, a, rows, w.w8, n, k, c, bias, ep, quant);
+    else if (w.w16)
+        gemm_linear_bf16(pool, a, rows, w.w16, n, k, c, bias, ep, quant);
     else
-        gemm_linear(pool, a, rows, w, n, k, c, bias, ep);
+        gemm_linear(pool, a, rows, w.f32, n, k, c, bias, ep);
 }
 
 /* dst: each sequence's first row ([CLS]) of the packed rows x. */
@@ -206,10 +216,14 @@ int bert_forward_debug(const bert_model *m, const bert_batch *b, float *logits, 
     size_t per_thread = attention_scratch(max_len, d);
 
     /* One scratch block: activations x, fused q|k|v, attention context, the sublayer output
-     * (also the FFN's intermediate), each thread's attention scratch, the pooler rows, a bf16
-     * model's rounded A (N rows of the widest k, in floats), and the sequences' first rows. */
-    size_t a16_floats = m->dtype == BERT_BF16 ? (gemm_bf16_scratch_size(n, (int)wide) / 2 + 16) & ~(size_t)15 : 0;
-    size_t need = N * H + N * 3 * H + N * H + N * wide + n_threads * per_thread + 2 * (size_t)S * H + a16_floats +
+     * (also the FFN's intermediate), each thread's attention scratch, the pooler rows, a bf16 or
+     * int8 model's rounded or quantized A (N rows of the widest k, in floats), and the
+     * sequences' first rows. */
+    size_t quant_bytes = m->dtype == BERT_BF16   ? gemm_bf16_scratch_size(n, (int)wide) * sizeof(uint16_t)
+                         : m->dtype == BERT_INT8 ? gemm_int8_scratch_size(n, (int)wide)
+                                                 : 0;
+    size_t quant_floats = m->dtype == BERT_F32 ? 0 : (quant_bytes / sizeof(float) + 16) & ~(size_t)15;
+    size_t need = N * H + N * 3 * H + N * H + N * wide + n_threads * per_thread + 2 * (size_t)S * H + quant_floats +
                   (size_t)S * sizeof(size_t) / sizeof(float) + 1;
     if (s->cap < need) {
         free(s->buf);
@@ -220,8 +234,8 @@ int bert_forward_debug(const bert_model *m, const bert_batch *b, float *logits, 
     }
     float *x = s->buf, *qkv = x + N * H, *ctx = qkv + N * 3 * H, *tmp = ctx + N * H;
     float *attn = tmp + N * wide, *pool_in = attn + n_threads * per_thread, *pooled = pool_in + (size_t)S * H;
-    uint16_t *a16 = (uint16_t *)(void *)(pooled + (size_t)S * H);
-    size_t *offsets = (size_t *)(void *)(pooled + (size_t)S * H + a16_floats);
+    void *quant = pooled + (size_t)S * H;
+    size_t *offsets = (size_t *)(void *)(pooled + (size_t)S * H + quant_floats);
 
     /* Embeddings: positions restart at 0 in every sequence of the packed batch. */
     size_t off = 0;
@@ -251,7 +265,8 @@ int bert_forward_debug(const bert_model *m, const bert_batch *b, float *logits, 
          * and values) and the rest of the layer on S rows instead of N: about a twelfth of
          * BERT-base's work. Each row's arithmetic is the same either way. */
         cls_only = !hidden && l == c->n_layers - 1;
-        layer_linear(pool, x, n, L->qkv_w, L->qkv_w16, 3 * H, H, qkv, L->qkv_b, GEMM_BIAS, a16);
+        layer_linear(pool, x, n, (struct linear_weights){L->qkv_w, L->qkv_w16, L->qkv_w8}, 3 * H, H, qkv, L->qkv_b,
+                     GEMM_BIAS, quant);
         aj.cls_only = cls_only;
         threadpool_run(pool, S * c->n_heads, attention_task, &aj);
         float *rows_x = x; /* the residual stream the rest of the layer updates */
@@ -261,11 +276,14 @@ int bert_forward_debug(const bert_model *m, const bert_batch *b, float *logits, 
             rows_x = pool_in;
             rows = S;
         }
-        layer_linear(pool, ctx, rows, L->attn_out_w, L->attn_out_w16, H, H, tmp, NULL, GEMM_STORE, a16);
+        layer_linear(pool, ctx, rows, (struct linear_weights){L->attn_out_w, L->attn_out_w16, L->attn_out_w8}, H, H,
+                     tmp, NULL, GEMM_STORE, quant);
         residual_layernorm(pool, rows_x, tmp, L->attn_out_b, L->ln1_g, L->ln1_b, rows, H, c->layer_norm_eps);
-        layer_linear(pool, rows_x, rows, L->ffn_in_w, L->ffn_in_w16, F, H, tmp, L->ffn_in_b, GEMM_BIAS_GELU, a16);
+        layer_linear(pool, rows_x, rows, (struct linear_weights){L->ffn_in_w, L->ffn_in_w16, L->ffn_in_w8}, F, H, tmp,
+                     L->ffn_in_b, GEMM_BIAS_GELU, quant);
         /* ctx is free again */
-        layer_linear(pool, tmp, rows, L->ffn_out_w, L->ffn_out_w16, H, F, ctx, NULL, GEMM_STORE, a16);
+        layer_linear(pool, tmp, rows, (struct linear_weights){L->ffn_out_w, L->ffn_out_w16, L->ffn_out_w8}, H, F, ctx,
+                     NULL, GEMM_STORE, quant);
         residual_layernorm(pool, rows_x, ctx, L->ffn_out_b, L->ln2_g, L->ln2_b, rows, H, c->layer_norm_eps);
         if (hidden)
             memcpy(hidden + (size_t)(l + 1) * N * H, x, N * H * sizeof(float));

@@ -6,6 +6,7 @@
 #include "common/fileio.h"
 #include "engine/gemm.h"
 #include "engine/gemm_bf16.h"
+#include "engine/gemm_int8.h"
 #include "engine/safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -182,11 +183,26 @@ static uint16_t *carve_bf16(float *base, size_t *used, size_t out, size_t in)
     return (uint16_t *)(void *)carve(base, used, (gemm_packed_bf16_size((int)out, (int)in) + 1) / 2);
 }
 
+/* An int8-packed linear weight: gemm_pack_int8's panels (with their column sums and scales), in
+ * the same storage (four bytes a float). */
+static int8_t *carve_int8(float *base, size_t *used, size_t out, size_t in)
+{
+    return (int8_t *)(void *)carve(base, used, (gemm_packed_int8_size((int)out, (int)in) + 3) / 4);
+}
+
 /* An encoder layer's four linear weights: float32 panels (packed in place after reading), or in
- * a bf16 model only their bf16 panels, half the size; read_tensors fills those from a float32
- * staging buffer of one layer, so no float32 copy of them outlives the load. */
+ * a bf16 or int8 model only their bf16 or int8 panels, half or a quarter of the size;
+ * read_tensors fills those from a float32 staging buffer of one layer, so no float32 copy of
+ * them outlives the load. */
 static void layout_linears(bert_layer *L, enum bert_dtype dtype, float *base, size_t *used, size_t H, size_t I)
 {
+    if (dtype == BERT_INT8) {
+        L->qkv_w8 = carve_int8(base, used, 3 * H, H);
+        L->attn_out_w8 = carve_int8(base, used, H, H);
+        L->ffn_in_w8 = carve_int8(base, used, I, H);
+        L->ffn_out_w8 = carve_int8(base, used, H, I);
+        return;
+    }
     if (dtype == BERT_BF16) {
         L->qkv_w16 = carve_bf16(base, used, 3 * H, H);
         L->attn_out_w16 = carve_bf16(base, used, H, H);
@@ -246,7 +262,7 @@ static int pack_weights(bert_model *m, const char *path, char *err)
     float *tmp = malloc(largest * sizeof(float));
     if (!tmp)
         return bs_fail(err, "%s: out of memory while packing the weights", path);
-    for (int l = 0; l < c->n_layers && m->dtype == BERT_F32; l++) { /* bf16: packed as read */
+    for (int l = 0; l < c->n_layers && m->dtype == BERT_F32; l++) { /* bf16, int8: packed as read */
         bert_layer *L = &m->layers[l];
         pack_in_place(L->qkv_w, 3 * H, H, tmp);
         pack_in_place(L->attn_out_w, H, H, tmp);
@@ -439,9 +455,9 @@ static int check_tensors(const st_file *st, bert_model *m, const st_tensor **fou
 
 /* ---- reading ---- */
 
-/* A bf16 model reads each layer's four linear weights, row-major, into staging (one layer's
- * worth: 4H² + 2HI floats, 28 MB at FinBERT's shape), then packs them to bf16 once the layer's
- * last tensor is in: the float pointers lead to staging only meanwhile. */
+/* A bf16 or int8 model reads each layer's four linear weights, row-major, into staging (one
+ * layer's worth: 4H² + 2HI floats, 28 MB at FinBERT's shape), then packs them to bf16 or int8
+ * once the layer's last tensor is in: the float pointers lead to staging only meanwhile. */
 static size_t staging_floats(const bert_config *c)
 {
     size_t H = (size_t)c->hidden, I = (size_t)c->intermediate;
@@ -465,14 +481,23 @@ static void pack_layer_bf16(bert_layer *L, int H, int I)
     L->qkv_w = L->attn_out_w = L->ffn_in_w = L->ffn_out_w = NULL;
 }
 
+static void pack_layer_int8(bert_layer *L, int H, int I)
+{
+    gemm_pack_int8(L->qkv_w, H, 3 * H, H, L->qkv_w8);
+    gemm_pack_int8(L->attn_out_w, H, H, H, L->attn_out_w8);
+    gemm_pack_int8(L->ffn_in_w, H, I, H, L->ffn_in_w8);
+    gemm_pack_int8(L->ffn_out_w, I, H, I, L->ffn_out_w8);
+    L->qkv_w = L->attn_out_w = L->ffn_in_w = L->ffn_out_w = NULL;
+}
+
 /* Reads every tensor in table order (a layer's tensors are consecutive), staging and packing
- * a bf16 model's linear weights layer by layer. */
+ * a bf16 or int8 model's linear weights layer by layer. */
 static int read_tensors(bert_model *m, st_file *st, const st_tensor **found, char *err)
 {
     const bert_config *c = &m->cfg;
-    bool bf16 = m->dtype == BERT_BF16;
-    float *staging = bf16 ? malloc(staging_floats(c) * sizeof(float)) : NULL;
-    if (bf16 && !staging)
+    bool staged = m->dtype != BERT_F32;
+    float *staging = staged ? malloc(staging_floats(c) * sizeof(float)) : NULL;
+    if (staged && !staging)
         return bs_fail(err, "%s: out of memory while packing the weights", st->path);
     void *buf = NULL;
     size_t buf_cap = 0;
@@ -481,11 +506,13 @@ static int read_tensors(bert_model *m, st_file *st, const st_tensor **found, cha
         int layer, k = i - COUNT(embedding_tensors), per = COUNT(layer_tensors);
         tensor_spec(c, i, &layer); /* k: the tensor's place in its layer, when in one */
         bool starts = layer >= 0 && k % per == 0, ends = layer >= 0 && k % per == per - 1;
-        if (bf16 && starts)
+        if (staged && starts)
             stage_layer(&m->layers[layer], staging, (size_t)c->hidden, (size_t)c->intermediate);
         rc = st_read_f32(st, found[i], tensor_destination(m, i), &buf, &buf_cap, err);
-        if (bf16 && ends && rc == 0)
+        if (m->dtype == BERT_BF16 && ends && rc == 0)
             pack_layer_bf16(&m->layers[layer], c->hidden, c->intermediate);
+        if (m->dtype == BERT_INT8 && ends && rc == 0)
+            pack_layer_int8(&m->layers[layer], c->hidden, c->intermediate);
     }
     free(buf);
     free(staging);
@@ -531,6 +558,14 @@ bert_model *bert_model_load_dtype(const char *dir, enum bert_dtype dtype, char *
         return NULL;
     }
     m->dtype = dtype;
+    int widest = m->cfg.hidden > m->cfg.intermediate ? m->cfg.hidden : m->cfg.intermediate;
+    if (dtype == BERT_INT8 && widest > GEMM_INT8_MAX_K) { /* its int32 sums could overflow */
+        bs_fail(err, "%s: int8 needs hidden_size and intermediate_size <= %d, not %d", config_path, GEMM_INT8_MAX_K,
+                widest);
+        bert_config_free(&m->cfg);
+        free(m);
+        return NULL;
+    }
     m->layers = calloc((size_t)m->cfg.n_layers, sizeof *m->layers);
     size_t floats = 0;
     layout(m, NULL, &floats);
@@ -567,13 +602,19 @@ void bert_model_free(bert_model *m)
 
 size_t bert_model_bytes(const bert_model *m) { return m->storage_bytes; }
 
-const char *bert_dtype_name(enum bert_dtype dtype) { return dtype == BERT_BF16 ? "bf16" : "f32"; }
+const char *bert_dtype_name(enum bert_dtype dtype)
+{
+    return dtype == BERT_BF16 ? "bf16" : dtype == BERT_INT8 ? "int8" : "f32";
+}
 
-/* auto: the dtype whose products the CPU runs natively and fastest. bf16 where vdpbf16ps runs
- * (Zen 4, 16 x 32 on FinBERT's shape: 234 ms against f32's 409 ms, README), else f32: the
- * portable bf16 kernel is slower than the fp32 ones, and f32 is exact. */
+/* auto: the fastest dtype whose products this CPU runs natively, each holding its accuracy gate
+ * (tests/unit/test_model_{bf16,int8}.c). Measured on Zen 4, FinBERT's shape, 16 x 32, 2 threads:
+ * int8 (vpdpbusd) 157 ms, bf16 (vdpbf16ps) 229 ms, f32 449 ms (README). The portable int8 and
+ * bf16 kernels are slower than the fp32 ones, so without the instructions auto is f32, exact. */
 static enum bert_dtype dtype_auto(void)
 {
+    if (strcmp(gemm_int8_kernel_name(), "portable-int8"))
+        return BERT_INT8;
     return strcmp(gemm_bf16_kernel_name(), "portable-bf16") ? BERT_BF16 : BERT_F32;
 }
 
@@ -583,6 +624,8 @@ int bert_dtype_parse(const char *name, enum bert_dtype *dtype)
         *dtype = BERT_F32;
     else if (!strcmp(name, "bf16"))
         *dtype = BERT_BF16;
+    else if (!strcmp(name, "int8"))
+        *dtype = BERT_INT8;
     else if (!strcmp(name, "auto"))
         *dtype = dtype_auto();
     else
@@ -594,6 +637,8 @@ const char *bert_model_kernel_name(const bert_model *m)
 {
     if (m->dtype == BERT_BF16)
         return gemm_bf16_kernel_name();
+    if (m->dtype == BERT_INT8)
+        return gemm_int8_kernel_name();
     static const struct {
         const char *fp32, *name;
     } names[] = {{"avx512", "avx512-f32"}, {"avx2", "avx2-f32"}, {"generic", "generic-f32"}};
