@@ -38,9 +38,12 @@ static void usage(FILE *f)
             "--batch texts (default 16) and prints texts/s.\n"
             "\n"
             "  --model DIR       HuggingFace model directory (config.json, vocab.txt, model.safetensors)\n"
-            "  --dtype T         f32 (default) or bf16: the encoder layers' linear weights rounded to\n"
-            "                    bfloat16 at load (half their memory) and their products run on bf16\n"
-            "                    inputs with float32 sums; everything else stays float32\n"
+            "  --dtype T         f32 (default), bf16 or int8: the encoder layers' linear weights\n"
+            "                    rounded to bfloat16 at load (half their memory) and their products\n"
+            "                    run on bf16 inputs with float32 sums; or int8: those weights\n"
+            "                    quantized per output channel (a quarter of their memory), the\n"
+            "                    activations per token as they enter each product, int32 sums;\n"
+            "                    everything else stays float32\n"
             "  --max-length N    truncate to N tokens including [CLS]/[SEP] (default: the model's\n"
             "                    max_position_embeddings for predict/eval, no limit for tokenize)\n"
             "  --jsonl           each line is a JSON string, so texts may hold newlines\n"
@@ -147,7 +150,7 @@ static int parse_options(int argc, char **argv, struct options *o, bool *help)
             i++;
         } else if (!strcmp(argv[i], "--dtype") && has_value) {
             if (bert_dtype_parse(argv[++i], &o->dtype) != 0) {
-                fprintf(stderr, "bertserve-cli: --dtype must be f32 or bf16, not %s\n", argv[i]);
+                fprintf(stderr, "bertserve-cli: --dtype must be f32, bf16 or int8, not %s\n", argv[i]);
                 return 2;
             }
         } else if (!strcmp(argv[i], "--jsonl")) {

@@ -14,6 +14,7 @@
 #include "engine/bert.h"
 #include "engine/gemm.h"
 #include "engine/gemm_bf16.h"
+#include "engine/gemm_int8.h"
 #include "engine/model.h"
 #include "engine/threadpool.h"
 #include "text/tokenizer.h"
@@ -195,6 +196,12 @@ static int bench_texts(const struct options *o, bert_model *m)
     return rc ? 1 : 0;
 }
 
+/* The kernel the encoder's linear products run on in a model of this dtype. */
+static const char *linear_kernel_name(enum bert_dtype dtype)
+{
+    return dtype == BERT_BF16 ? gemm_bf16_kernel_name() : dtype == BERT_INT8 ? gemm_int8_kernel_name() : gemm_kernel_name();
+}
+
 int cli_bench(const struct options *o)
 {
     char err[BS_ERR_LEN];
@@ -213,9 +220,8 @@ int cli_bench(const struct options *o)
     const bert_config *c = &m->cfg;
     printf("model: %s (%d layers x %d hidden, %d heads, %d intermediate, %s), loaded in %.0f ms\n",
            o->model, c->n_layers, c->hidden, c->n_heads, c->intermediate, m->weights_dtype, t_load * 1e3);
-    printf("dtype: %s, %.1f MB of weights in memory%s%s\n", bert_dtype_name(m->dtype), bert_model_bytes(m) / 1e6,
-           m->dtype == BERT_BF16 ? "; encoder linears on the bf16 kernel " : "",
-           m->dtype == BERT_BF16 ? gemm_bf16_kernel_name() : "");
+    printf("dtype: %s, %.1f MB of weights in memory; encoder linears on the %s kernel\n", bert_dtype_name(m->dtype),
+           bert_model_bytes(m) / 1e6, linear_kernel_name(m->dtype));
     int threads = cpu_count_available();
     printf("OpenBLAS: kernel %s, %d threads (OPENBLAS_CORETYPE=%s); bertserve GEMM: %s kernel, %d threads\n",
            openblas_get_corename(), openblas_get_num_threads(),
