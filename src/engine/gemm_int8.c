@@ -35,6 +35,7 @@ struct int8_job {
 
 struct int8_kernels {
     const char *name;
+    void (*quantize_row)(const float *x, int k, uint8_t *q, float *scale, int32_t *zero_point);
     void (*panels)(const struct int8_job *j, int p0, int p1, int pf_end);
 };
 
@@ -53,32 +54,43 @@ static const int32_t *panel_colsum(const struct int8_job *j, int p)
 }
 static const float *panel_scale(const struct int8_job *j, int p) { return (const float *)(const void *)(panel_colsum(j, p) + GEMM_NR); }
 
-/* ---- quantization (shared by both kernels) ---- */
+/* ---- quantization: the recipe once, its loops twice ---- */
 
 /* Round to nearest, ties to even (the default rounding mode, as vcvtps2dq), as an int. */
 static int32_t round_even(float x) { return (int32_t)lrintf(x); }
 
-void gemm_int8_quantize_row(const float *x, int k, uint8_t *q, float *scale, int32_t *zero_point)
+/* A row's scale, its reciprocal and zero point from its range [lo, hi] (lo <= 0 <= hi). */
+static void row_params(float lo, float hi, float *scale, float *inv, int32_t *zero_point)
 {
-    float lo = 0.0f, hi = 0.0f;
+    float sa = (hi - lo) / 255.0f;
+    if (!(sa > 0.0f)) /* a row of zeros (or a NaN): any scale represents it */
+        sa = 1.0f;
+    *inv = 1.0f / sa;
+    int32_t zp = round_even(-lo * *inv);
+    *zero_point = zp < 0 ? 0 : zp > 255 ? 255 : zp;
+    *scale = sa;
+}
+
+/* The pad after k, to the row's last quad: zero (it meets zero weights). */
+static void zero_pad(uint8_t *q, int k)
+{
+    for (int t = k; t < 4 * gemm_int8_quads(k); t++)
+        q[t] = 0;
+}
+
+static void quantize_row_portable(const float *x, int k, uint8_t *q, float *scale, int32_t *zero_point)
+{
+    float lo = 0.0f, hi = 0.0f, inv;
     for (int t = 0; t < k; t++) {
         lo = x[t] < lo ? x[t] : lo;
         hi = x[t] > hi ? x[t] : hi;
     }
-    float sa = (hi - lo) / 255.0f;
-    if (!(sa > 0.0f)) /* a row of zeros (or a NaN): any scale represents it */
-        sa = 1.0f;
-    float inv = 1.0f / sa;
-    int32_t zp = round_even(-lo * inv);
-    zp = zp < 0 ? 0 : zp > 255 ? 255 : zp;
+    row_params(lo, hi, scale, &inv, zero_point);
     for (int t = 0; t < k; t++) {
-        int32_t v = round_even(x[t] * inv) + zp;
+        int32_t v = round_even(x[t] * inv) + *zero_point;
         q[t] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
     }
-    for (int t = k; t < 4 * gemm_int8_quads(k); t++)
-        q[t] = 0;
-    *scale = sa;
-    *zero_point = zp;
+    zero_pad(q, k);
 }
 
 /* ---- the epilogue: one recipe, written twice ---- */
@@ -126,7 +138,7 @@ static void panels_portable(const struct int8_job *j, int p0, int p1, int pf_end
             tile_portable(j, i, min_int(4, j->m - i), p);
 }
 
-static const struct int8_kernels kernels_portable = {"portable-int8", panels_portable};
+static const struct int8_kernels kernels_portable = {"portable-int8", quantize_row_portable, panels_portable};
 
 /* ---- avx512-vnni ---- */
 
@@ -153,6 +165,23 @@ INLINE __m512 dequantize16(__m512i sum, __m512i zp, __m512 sa, const int32_t *co
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(corr), s, b);
 }
 
+/* Row r's sums for panel p's 32 columns (acc0: 0-15, acc1: 16-31) into C, then GELU. */
+INLINE void store_row(const struct int8_job *j, int row, int p, __m512i acc0, __m512i acc1)
+{
+    int col0 = p * GEMM_NR, cols = panel_cols(j->n, p);
+    const int32_t *colsum = panel_colsum(j, p);
+    const float *scale = panel_scale(j, p), *bias = j->bias ? j->bias + col0 : NULL;
+    __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xffff : (1u << cols) - 1);
+    __mmask16 m1 = (__mmask16)(cols <= 16 ? 0 : cols >= 32 ? 0xffff : (1u << (cols - 16)) - 1);
+    __m512i zp = _mm512_set1_epi32(j->row_zp[row]);
+    __m512 sa = _mm512_set1_ps(j->row_scale[row]);
+    float *c = j->c + (size_t)row * j->n + col0;
+    _mm512_mask_storeu_ps(c, m0, dequantize16(acc0, zp, sa, colsum, scale, bias, m0));
+    _mm512_mask_storeu_ps(c + 16, m1, dequantize16(acc1, zp, sa, colsum + 16, scale + 16, bias ? bias + 16 : NULL, m1));
+    if (j->ep == GEMM_BIAS_GELU)
+        rowop_gelu(c, cols);
+}
+
 /* Rows [0, rows) of C (rows <= R <= MR) for a panel, whole k in registers: per k quad, two
  * loads of weights, and per row one broadcast of A's quad and two vpdpbusd. R is a constant in
  * each call, so the row loops unroll and the sums stay in registers. */
@@ -177,43 +206,116 @@ INLINE void tile_avx512(const int R, int rows, const struct int8_job *j, int i, 
             acc1[r] = _mm512_dpbusd_epi32(acc1[r], av, b1);
         }
     }
-    int col0 = p * GEMM_NR, cols = panel_cols(j->n, p);
-    const int32_t *colsum = panel_colsum(j, p);
-    const float *scale = panel_scale(j, p), *bias = j->bias ? j->bias + col0 : NULL;
-    __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xffff : (1u << cols) - 1);
-    __mmask16 m1 = (__mmask16)(cols <= 16 ? 0 : cols >= 32 ? 0xffff : (1u << (cols - 16)) - 1);
-    for (int r = 0; r < rows; r++) {
-        __m512i zp = _mm512_set1_epi32(j->row_zp[i + r]);
-        __m512 sa = _mm512_set1_ps(j->row_scale[i + r]);
-        float *c = j->c + (size_t)(i + r) * j->n + col0;
-        _mm512_mask_storeu_ps(c, m0, dequantize16(acc0[r], zp, sa, colsum, scale, bias, m0));
-        _mm512_mask_storeu_ps(c + 16, m1,
-                              dequantize16(acc1[r], zp, sa, colsum + 16, scale + 16, bias ? bias + 16 : NULL, m1));
-        if (j->ep == GEMM_BIAS_GELU)
-            rowop_gelu(c, cols);
+#pragma GCC unroll 12
+    for (int r = 0; r < R; r++)
+        if (r < rows)
+            store_row(j, i + r, p, acc0[r], acc1[r]);
+}
+
+/* The portable loop's arithmetic 16 floats at a time: min and max are exact in any order, the
+ * product is the same float multiply, vcvtps2dq rounds to nearest even as lrintf does, and the
+ * clamp makes the narrowing exact. Scalar, it took 29-34% of an int8 product's time at n = 768
+ * (gemm-int8-bench, 1 thread). */
+static void quantize_row_avx512(const float *x, int k, uint8_t *q, float *scale, int32_t *zero_point)
+{
+    __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+    for (int t = 0; t < k; t += 16) {
+        __mmask16 in = (__mmask16)(k - t >= 16 ? 0xffff : (1u << (k - t)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(in, x + t); /* zeros past k: 0 is in the range anyway */
+        lo = _mm512_min_ps(lo, v);
+        hi = _mm512_max_ps(hi, v);
     }
+    float inv;
+    row_params(_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi), scale, &inv, zero_point);
+    __m512 vinv = _mm512_set1_ps(inv);
+    __m512i zp = _mm512_set1_epi32(*zero_point), zero = _mm512_setzero_si512(), top = _mm512_set1_epi32(255);
+    for (int t = 0; t < k; t += 16) {
+        __mmask16 in = (__mmask16)(k - t >= 16 ? 0xffff : (1u << (k - t)) - 1);
+        __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(in, x + t), vinv)), zp);
+        _mm512_mask_cvtepi32_storeu_epi8(q + t, in, _mm512_min_epi32(_mm512_max_epi32(v, zero), top));
+    }
+    zero_pad(q, k);
+}
+
+/* Rows [i, i + rows) (rows <= R <= MR2) of C for panels p and p + 1 at once, 64 columns: per k
+ * quad four loads of weights, and per row one broadcast of A's quad and four vpdpbusd: half as
+ * many broadcasts per vpdpbusd as a 12 x 32 tile. A's quads cannot be vpdpbusd's embedded
+ * broadcast (only its s8 operand can be), and the broadcasts bound the 12 x 32 tile: it ran
+ * 512 x 3072 x 768 at 177 GOP/s, no faster than bf16's 177 GFLOP/s, though one core issues
+ * vpdpbusd zmm at ~2x vdpbf16ps's multiply-adds (a register-only loop: 168 vs 80 G/s). This
+ * tile: 180-221 GOP/s there, 1.6-2.0x bf16 (gemm-int8-bench, 1 thread, a busy machine). Four
+ * rows rather than five or six: 16 sums, 4 weights and a broadcast in registers; with 24 sums
+ * GCC moved them through the stack, and five measured no different within the noise. */
+#define MR2 4
+INLINE void tile2_avx512(const int R, int rows, const struct int8_job *j, int i, int p)
+{
+    __m512i acc0[MR2], acc1[MR2], acc2[MR2], acc3[MR2]; /* one array per column block: GCC kept a
+                                                          * [MR2][4] array on the stack */
+    const u8_quad *ar[MR2];
+    int kq = gemm_int8_quads(j->k);
+    const int8_t *w0 = panel_weights(j, p), *w1 = panel_weights(j, p + 1);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        ar[r] = (const u8_quad *)(const void *)(j->qa + (size_t)(i + (r < rows ? r : 0)) * 4 * kq);
+        acc0[r] = acc1[r] = acc2[r] = acc3[r] = _mm512_setzero_si512();
+    }
+    for (int t = 0; t < kq; t++) {
+        const int8_t *wt0 = w0 + (size_t)t * GEMM_NR * 4, *wt1 = w1 + (size_t)t * GEMM_NR * 4;
+        __m512i b0 = _mm512_loadu_si512(wt0), b1 = _mm512_loadu_si512(wt0 + 64);
+        __m512i b2 = _mm512_loadu_si512(wt1), b3 = _mm512_loadu_si512(wt1 + 64);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512i av = _mm512_set1_epi32((int)ar[r][t]);
+            acc0[r] = _mm512_dpbusd_epi32(acc0[r], av, b0);
+            acc1[r] = _mm512_dpbusd_epi32(acc1[r], av, b1);
+            acc2[r] = _mm512_dpbusd_epi32(acc2[r], av, b2);
+            acc3[r] = _mm512_dpbusd_epi32(acc3[r], av, b3);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) /* constant indices, or GCC keeps the sums in memory (1.6x the time) */
+        if (r < rows) {
+            store_row(j, i + r, p, acc0[r], acc1[r]);
+            store_row(j, i + r, p + 1, acc2[r], acc3[r]);
+        }
 }
 
 /* Rows in the next tile from row i on: MR, then 8 or 4, as the fp32 kernel. */
 static int tile_rows_avx512(int m, int i) { return m - i >= MR ? MR : m - i >= 8 ? 8 : m - i >= 4 ? 4 : m - i; }
 
+/* One panel alone (the last of an odd range): 12 x 32 tiles. */
+static void panel_avx512(const struct int8_job *j, int p)
+{
+    for (int i = 0, rows; i < j->m; i += rows) {
+        rows = tile_rows_avx512(j->m, i);
+        if (rows == MR)
+            tile_avx512(MR, MR, j, i, p);
+        else if (rows == 8)
+            tile_avx512(8, 8, j, i, p);
+        else
+            tile_avx512(4, rows, j, i, p);
+    }
+}
+
 static void panels_avx512(const struct int8_job *j, int p0, int p1, int pf_end)
 {
     (void)pf_end;
-    for (int p = p0; p < p1; p++)
+    int p = p0;
+    for (; p + 1 < p1; p += 2)
         for (int i = 0, rows; i < j->m; i += rows) {
-            rows = tile_rows_avx512(j->m, i);
-            if (rows == MR)
-                tile_avx512(MR, MR, j, i, p);
-            else if (rows == 8)
-                tile_avx512(8, 8, j, i, p);
+            rows = min_int(MR2, j->m - i);
+            if (rows > 2)
+                tile2_avx512(MR2, rows, j, i, p);
             else
-                tile_avx512(4, rows, j, i, p);
+                tile2_avx512(2, rows, j, i, p);
         }
+    if (p < p1)
+        panel_avx512(j, p);
 }
 
-static const struct int8_kernels kernels_avx512 = {"avx512-vnni", panels_avx512};
+static const struct int8_kernels kernels_avx512 = {"avx512-vnni", quantize_row_avx512, panels_avx512};
 #undef MR
+#undef MR2
 #pragma GCC pop_options
 #endif
 
@@ -237,6 +339,11 @@ static const struct int8_kernels *kernels(void)
 }
 
 const char *gemm_int8_kernel_name(void) { return kernels()->name; }
+
+void gemm_int8_quantize_row(const float *x, int k, uint8_t *q, float *scale, int32_t *zero_point)
+{
+    kernels()->quantize_row(x, k, q, scale, zero_point);
+}
 
 /* Row j's symmetric scale (gemm_int8.h): max |w| / 127. */
 static float weight_scale(const float *w, int k)
@@ -284,8 +391,8 @@ static void quantize_rows(void *ctx, int task, int thread)
     int kq = gemm_int8_quads(j->k);
     int i0 = task * j->quantize_rows_per_task, i1 = min_int(i0 + j->quantize_rows_per_task, j->m);
     for (int i = i0; i < i1; i++)
-        gemm_int8_quantize_row(j->a + (size_t)i * j->k, j->k, (uint8_t *)j->qa + (size_t)i * 4 * kq,
-                               (float *)j->row_scale + i, (int32_t *)j->row_zp + i);
+        kernels()->quantize_row(j->a + (size_t)i * j->k, j->k, (uint8_t *)j->qa + (size_t)i * 4 * kq,
+                                (float *)j->row_scale + i, (int32_t *)j->row_zp + i);
 }
 
 /* A is quantized once, before the panels run, as gemm_linear_bf16 rounds it once: each panel

@@ -38,8 +38,29 @@ static float *random_rows(int rows, int k, unsigned seed)
 
 static double gelu(double x) { return 0.5 * x * (1.0 + erf(x / sqrt(2.0))); }
 
-/* gemm_int8_quantize_row against its definition: 0 is exact, every value within half a step
- * of its quantized one (or clamped at an end it lies beyond by rounding), the pad zeroed. */
+/* gemm_int8.h's activation quantization, written out here in float32 as the header says: the
+ * kernel's own (vectorized in avx512-vnni) must give these very bytes, scale and zero point. */
+static void reference_quantize(const float *x, int k, uint8_t *q, float *scale, int32_t *zero_point)
+{
+    float lo = 0.0f, hi = 0.0f;
+    for (int t = 0; t < k; t++)
+        lo = fminf(lo, x[t]), hi = fmaxf(hi, x[t]);
+    float sa = (hi - lo) / 255.0f;
+    sa = sa > 0.0f ? sa : 1.0f;
+    float inv = 1.0f / sa;
+    long zp = lrintf(-lo * inv);
+    zp = zp < 0 ? 0 : zp > 255 ? 255 : zp;
+    for (int t = 0; t < k; t++) {
+        long v = lrintf(x[t] * inv) + zp;
+        q[t] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+    }
+    *scale = sa;
+    *zero_point = (int32_t)zp;
+}
+
+/* gemm_int8_quantize_row against its definition: bit for bit the reference's; and so that the
+ * reference is right, 0 exact, every value within half a step of its quantized one, the pad
+ * zeroed. */
 static void check_quantize_row(void)
 {
     enum { MAXK = 70 };
@@ -56,6 +77,12 @@ static void check_quantize_row(void)
                 x[next(&seed) % (unsigned)k] = 0.0f;
             memset(q, 0xab, sizeof q);
             gemm_int8_quantize_row(x, k, q, &sa, &zp);
+            float ref_sa;
+            int32_t ref_zp;
+            uint8_t ref_q[MAXK];
+            reference_quantize(x, k, ref_q, &ref_sa, &ref_zp);
+            CHECK(sa == ref_sa && zp == ref_zp && !memcmp(q, ref_q, (size_t)k),
+                  "quantize k=%d: not the reference's bytes (scale %g vs %g, zp %d vs %d)", k, sa, ref_sa, zp, ref_zp);
             float lo = 0, hi = 0;
             for (int t = 0; t < k; t++)
                 lo = fminf(lo, x[t]), hi = fmaxf(hi, x[t]);
