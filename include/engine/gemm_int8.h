@@ -37,7 +37,8 @@
  *     int32_t colsum[32]      sum_t q(W[32p + j][t]) (0 past row n-1)
  *     float   scale[32]       ws_(32p + j)          (0 past row n-1)
  *
- * One k quad of a panel is 32 x 4 = 128 bytes, two 512-bit registers, streamed front to back.
+ * One k quad of a panel is 32 x 4 = 128 bytes, two 512-bit registers, streamed front to back;
+ * the avx512-vnni kernel streams two adjacent panels at once (64 columns, four registers).
  *
  * A's quantized rows live in the caller's scratch (gemm_int8_scratch_size): float sa[m],
  * int32 zp[m], then uint8 qa[m][4 kq] (the pad past k is 0; it meets zero weights). */

@@ -21,7 +21,7 @@ typedef struct {
 
 /* The number type of the encoder layers' four linear weights (--dtype). Everything else
  * (embeddings, LayerNorms, biases, pooler, classifier, attention, activations) is float32
- * in either. */
+ * in each. */
 enum bert_dtype {
     BERT_F32,  /* packed by gemm_pack, products by gemm_linear */
     BERT_BF16, /* packed by gemm_pack_bf16, products by gemm_linear_bf16 (gemm_bf16.h) */

@@ -2,13 +2,15 @@
  * run time.
  *
  *   avx512-vnni    vpdpbusd: 64 u8 x s8 multiply-adds per instruction into int32, four times an
- *                  fp32 FMA's 16.
+ *                  fp32 FMA's 16 (on Zen 4 it issues at about half vdpbf16ps's rate, so about
+ *                  twice bf16's speed: README, Performance); 4 x 64 tiles over two adjacent
+ *                  panels, 12 x 32 for a lone one.
  *   portable-int8  plain C on the same integers: any CPU, and the check on the first one.
  *
- * Both quantize A's rows into the caller's scratch first (one function for both, so they
- * multiply the same bytes), compute C a panel at a time under gemm_split_panels, and
- * dequantize by the same recipe (gemm_int8.h), so their C is bit-identical; then the fp32
- * kernels' own GELU (rowop_gelu) runs on the stored row. */
+ * Both quantize A's rows into the caller's scratch first (each with its own loop over one
+ * recipe, row_params: the same bytes, checked by test_gemm_int8), compute C a pair of panels at
+ * a time under gemm_split_panels, and dequantize by the same recipe (gemm_int8.h), so their C is
+ * bit-identical; then the fp32 kernels' own GELU (rowop_gelu) runs on each panel's row. */
 #include "engine/gemm_int8.h"
 
 #include "engine/gemm_split.h"

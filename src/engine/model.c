@@ -217,9 +217,10 @@ static void layout_linears(bert_layer *L, enum bert_dtype dtype, float *base, si
 }
 
 /* The storage, for a FinBERT-shaped model (12 layers x 768 hidden, 3072 intermediate, 30522
- * words): 438.0 MB in BERT_F32, 268.2 MB in BERT_BF16 (bertserve-cli bench prints it). The
- * encoder linears are 84.9 M weights, 340 MB in float32 and 170 MB in bf16; the rest, mostly
- * the word embeddings (94 MB), stays float32. Peak RSS of bench: 462 MB and 296 MB. */
+ * words): 438.0 MB in BERT_F32, 268.2 MB in BERT_BF16, 183.9 MB in BERT_INT8 (bertserve-cli
+ * bench prints it). The encoder linears are 84.9 M weights, 340 MB in float32, 170 MB in bf16
+ * and 85 MB in int8 (plus 0.7 MB of column sums and scales); the rest, mostly the word
+ * embeddings (94 MB), stays float32. Peak RSS of bench: 462 MB, 296 MB and 214 MB. */
 static void layout(bert_model *m, float *base, size_t *used)
 {
     const bert_config *c = &m->cfg;
