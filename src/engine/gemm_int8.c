@@ -58,8 +58,9 @@ static const float *panel_scale(const struct int8_job *j, int p) { return (const
 
 /* ---- quantization: the recipe once, its loops twice ---- */
 
-/* Round to nearest, ties to even (the default rounding mode, as vcvtps2dq), as an int. */
-static int32_t round_even(float x) { return (int32_t)lrintf(x); }
+/* Round to nearest, ties to even (the default rounding mode, as vcvtps2dq). A long, so that
+ * adding a zero point cannot overflow even for the garbage a NaN or inf in A rounds to. */
+static long round_even(float x) { return lrintf(x); }
 
 /* A row's scale, its reciprocal and zero point from its range [lo, hi] (lo <= 0 <= hi). */
 static void row_params(float lo, float hi, float *scale, float *inv, int32_t *zero_point)
@@ -68,8 +69,8 @@ static void row_params(float lo, float hi, float *scale, float *inv, int32_t *ze
     if (!(sa > 0.0f)) /* a row of zeros (or a NaN): any scale represents it */
         sa = 1.0f;
     *inv = 1.0f / sa;
-    int32_t zp = round_even(-lo * *inv);
-    *zero_point = zp < 0 ? 0 : zp > 255 ? 255 : zp;
+    long zp = round_even(-lo * *inv);
+    *zero_point = (int32_t)(zp < 0 ? 0 : zp > 255 ? 255 : zp);
     *scale = sa;
 }
 
@@ -89,7 +90,7 @@ static void quantize_row_portable(const float *x, int k, uint8_t *q, float *scal
     }
     row_params(lo, hi, scale, &inv, zero_point);
     for (int t = 0; t < k; t++) {
-        int32_t v = round_even(x[t] * inv) + *zero_point;
+        long v = round_even(x[t] * inv) + *zero_point;
         q[t] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
     }
     zero_pad(q, k);
@@ -358,7 +359,7 @@ static float weight_scale(const float *w, int k)
 
 static int8_t quantize_weight(float w, float scale)
 {
-    int32_t v = scale > 0.0f ? round_even(w / scale) : 0;
+    long v = scale > 0.0f ? round_even(w / scale) : 0;
     return (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
 }
 
