@@ -43,7 +43,8 @@ static void usage(FILE *f)
             "                    run on bf16 inputs with float32 sums; or int8: those weights\n"
             "                    quantized per output channel (a quarter of their memory), the\n"
             "                    activations per token as they enter each product, int32 sums;\n"
-            "                    everything else stays float32\n"
+            "                    everything else stays float32; auto: the fastest of them this CPU\n"
+            "                    runs natively (int8 with AVX512-VNNI, else bf16 with AVX512-BF16)\n"
             "  --max-length N    truncate to N tokens including [CLS]/[SEP] (default: the model's\n"
             "                    max_position_embeddings for predict/eval, no limit for tokenize)\n"
             "  --jsonl           each line is a JSON string, so texts may hold newlines\n"
@@ -150,7 +151,7 @@ static int parse_options(int argc, char **argv, struct options *o, bool *help)
             i++;
         } else if (!strcmp(argv[i], "--dtype") && has_value) {
             if (bert_dtype_parse(argv[++i], &o->dtype) != 0) {
-                fprintf(stderr, "bertserve-cli: --dtype must be f32, bf16 or int8, not %s\n", argv[i]);
+                fprintf(stderr, "bertserve-cli: --dtype must be f32, bf16, int8 or auto, not %s\n", argv[i]);
                 return 2;
             }
         } else if (!strcmp(argv[i], "--jsonl")) {

@@ -48,9 +48,9 @@ static const struct option_spec specs[] = {
      "the model's version in answers, /info and metrics (default: DIR/VERSION, else the weights' sha256, 12 hex "
      "digits)",
      STR, OFF(model_version), 0, 0},
-    {"--dtype", "BERTSERVE_DTYPE", "f32|bf16|auto",
-     "number type of the encoder's matrix products: f32 (exact), bf16 (AVX512-BF16), auto (the fastest this CPU "
-     "runs natively; see README)",
+    {"--dtype", "BERTSERVE_DTYPE", "f32|bf16|int8|auto",
+     "number type of the encoder's matrix products: f32 (exact), bf16 (AVX512-BF16), int8 (dynamic quantization, "
+     "AVX512-VNNI), auto (the fastest this CPU runs natively; see README)",
      DTYPE, OFF(dtype), 0, 0},
     {"--host", "BERTSERVE_HOST", "ADDR", "address to listen on (IPv4 or IPv6)", STR, OFF(host), 0, 0},
     {"--port", "BERTSERVE_PORT", "N", "TCP port; 0 picks a free one and prints it", INT, OFF(port), 0, 65535},
@@ -159,7 +159,7 @@ static int set_value(const struct option_spec *s, const char *value, const char 
     } else if (s->kind == DTYPE) {
         enum bert_dtype dtype;
         if (bert_dtype_parse(value, &dtype)) {
-            fprintf(err_out, "bertserve: %s must be f32, bf16 or auto, not \"%s\"\n", source, value);
+            fprintf(err_out, "bertserve: %s must be f32, bf16, int8 or auto, not \"%s\"\n", source, value);
             return -1;
         }
         *(const char **)p = value;

@@ -66,6 +66,6 @@ for dtype in ("f32",) + DTYPES:
     check(rc == 0 and re.search(rf"^dtype: {dtype}, [\d.]+ MB of weights in memory; encoder linears on the "
                                 rf"{KERNELS[dtype]} kernel$", out, re.M), f"bench --dtype {dtype}: {rc} {out} {err}")
 rc, out, err = run(["predict", "--model", model, "--dtype", "int4"], "Profit rose.\n")
-check(rc == 2 and "--dtype must be f32, bf16 or int8" in err, f"--dtype int4: exit {rc}, {err}")
+check(rc == 2 and "--dtype must be f32, bf16, int8 or auto" in err, f"--dtype int4: exit {rc}, {err}")
 
 finish("cli_dtype_test")

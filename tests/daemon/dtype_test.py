@@ -21,7 +21,7 @@ cli = need(os.path.join(build, "bertserve-cli"))
 model = need(os.path.join(shared, "models", "finsent-mini"))
 split = need(os.path.join(shared, "data", "financial_phrasebank", "splits", "test.tsv"))
 texts = [line.rstrip("\n").split("\t", 1)[1] for line in open(split, encoding="utf-8")][:300]
-DTYPES = ("bf16",)
+DTYPES = ("bf16", "int8")
 
 
 def cli_answers(dtype):
@@ -43,7 +43,8 @@ for dtype in DTYPES:
     check(info.get("compute_dtype") == dtype and info.get("requested_dtype") == dtype,
           f"/info dtype: {info.get('compute_dtype')!r}, asked {info.get('requested_dtype')!r}")
     kernel = info.get("kernel", "")
-    check(kernel.endswith("-" + dtype), f"/info kernel {kernel!r} is not a {dtype} kernel")
+    check(kernel in {"bf16": ("avx512-bf16", "portable-bf16"), "int8": ("avx512-vnni", "portable-int8")}[dtype],
+          f"/info kernel {kernel!r} is not a {dtype} kernel")
     loaded = [line for line in d.lines if " loaded " in line or '"event":"loaded"' in line]
     check(loaded and f"compute_dtype={dtype}" in loaded[0] and f"kernel={kernel}" in loaded[0],
           f"the loaded log line says the dtype and kernel: {loaded[:1]}")
@@ -72,8 +73,11 @@ check(info.get("compute_dtype") == "bf16", f"BERTSERVE_DTYPE=bf16: /info says {i
 d.stop()
 d = Daemon(build, model, "--dtype", "auto")
 info = json.loads(d.request("GET", "/info")[2])
-check(info.get("requested_dtype") == "auto" and info.get("compute_dtype") in ("f32", "bf16"),
+check(info.get("requested_dtype") == "auto" and info.get("compute_dtype") in ("f32", "bf16", "int8"),
       f"--dtype auto: /info {info.get('requested_dtype')!r} -> {info.get('compute_dtype')!r}")
+flags = open("/proc/cpuinfo").read().split()
+want_auto = "int8" if "avx512_vnni" in flags else "bf16" if "avx512_bf16" in flags else "f32"
+check(info.get("compute_dtype") == want_auto, f"--dtype auto chose {info.get('compute_dtype')}, want {want_auto}")
 print(f"auto chose {info.get('compute_dtype')} ({info.get('kernel')}) on this CPU")
 d.stop()
 del os.environ["BERTSERVE_DTYPE"]
