@@ -48,6 +48,11 @@ struct batcher_settings {
     int max_batch_texts;    /* and at this many texts; 1 turns batching off */
     double max_wait_seconds; /* after a batch of several texts, how long the next one may wait
                               * for those clients to come back (0: never; see batcher.c) */
+    /* Optional: a warm-up before any job, on every worker: one forward pass of warm_texts texts
+     * of warm_len tokens over warm_model, so that the scratch buffers and their page faults are
+     * paid before the first request (batcher_wait_warm). */
+    const bert_model *warm_model;
+    int warm_texts, warm_len;
     /* Optional: called after each batch on its worker thread (e.g. for metrics). */
     void (*on_batch)(void *arg, int n_texts, int n_tokens, double seconds);
     void *on_batch_arg;
@@ -65,6 +70,10 @@ batcher *batcher_start(const struct batcher_settings *s, char *err);
  * if the pool stopped in between). */
 bool batcher_reserve(batcher *p);
 void batcher_enqueue(batcher *p, struct job *j);
+
+/* Waits until every worker has done its warm-up (at once without one). 0, or -1 with err when a
+ * warm-up pass failed (e.g. out of memory). */
+int batcher_wait_warm(batcher *p, char *err);
 
 /* Seconds the pool has been busy (work queued or running) without starting or finishing a
  * batch; 0 when idle or progressing. A liveness signal: a wedged worker makes it grow. */

@@ -19,6 +19,10 @@ int http_port(const http_server *s);
 /* The port /metrics is served on alone (--metrics-port), or -1 when it is on http_port. */
 int http_metrics_port(const http_server *s);
 
+/* /ready answers 503 {"status":"warming_up"} from the start until this is called (requests are
+ * taken meanwhile, and /health answers). */
+void http_set_warm(http_server *s);
+
 /* /ready turns 503, the listening socket closes; connections already open are served. */
 void http_drain(http_server *s);
 /* Waits until no request has been in progress for a second, or deadline (monotonic seconds);

@@ -24,6 +24,10 @@ struct batcher {
     long expected_texts;    /* what the queue holds once those clients are back: see should_wait */
     double last_progress; /* a batch started or finished, or work arrived at an idle pool */
     bool stopping;
+    pthread_cond_t warmed; /* a worker finished its warm-up */
+    int n_warm;            /* workers done with their warm-up */
+    int warm_status;       /* 0, or -1 with warm_err */
+    char warm_err[BS_ERR_LEN];
     int n_threads;
     pthread_t *threads;
 };
@@ -169,12 +173,36 @@ static void hand_back(struct job *finished)
     }
 }
 
+/* The warm-up pass (batcher_settings.warm_model), on this worker's own buffers and threads. */
+static int warm_up(const batcher *p, struct worker_state *w, char *err)
+{
+    const struct batcher_settings *s = &p->set;
+    int n = s->warm_texts, len = s->warm_len;
+    size_t tokens = (size_t)n * (size_t)len;
+    if (grow(w, n, tokens, s->warm_model->cfg.n_labels))
+        return bs_fail(err, "out of memory for the warm-up batch");
+    for (size_t t = 0; t < tokens; t++)
+        w->ids[t] = w->type_ids[t] = 0; /* any id: the work does not depend on the values */
+    for (int i = 0; i < n; i++)
+        w->lens[i] = len;
+    bert_batch b = {.ids = w->ids, .type_ids = w->type_ids, .lens = w->lens, .n_seqs = n};
+    return bert_forward(s->warm_model, &b, w->logits, &w->scratch, err);
+}
+
 static void *worker_main(void *arg)
 {
     batcher *p = arg;
     /* Each worker owns its buffers and forward-pass threads: no locking in the hot path. */
     struct worker_state w = {.scratch = {.n_threads = p->set.threads_per_worker}};
+    char err[BS_ERR_LEN];
+    int warm = p->set.warm_model ? warm_up(p, &w, err) : 0;
     pthread_mutex_lock(&p->lock);
+    if (warm && !p->warm_status) {
+        p->warm_status = -1;
+        memcpy(p->warm_err, err, sizeof err);
+    }
+    p->n_warm++;
+    pthread_cond_broadcast(&p->warmed);
     for (;;) {
         struct timespec deadline;
         /* Before waiting for concurrent clients, the forward-pass threads stop spinning: the
@@ -270,6 +298,7 @@ batcher *batcher_start(const struct batcher_settings *s, char *err)
     }
     p->set = *s;
     pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->warmed, NULL);
     monotonic_cond_init(&p->work); /* timed waits measure from the clock of every job timestamp */
     p->last_progress = monotonic_seconds();
     for (int i = 0; i < s->n_workers; i++) {
@@ -326,6 +355,18 @@ void batcher_enqueue(batcher *p, struct job *j)
     hand_back(finished);
 }
 
+int batcher_wait_warm(batcher *p, char *err)
+{
+    pthread_mutex_lock(&p->lock);
+    while (p->n_warm < p->n_threads)
+        pthread_cond_wait(&p->warmed, &p->lock);
+    int rc = p->warm_status;
+    if (rc)
+        bs_fail(err, "warm-up: %s", p->warm_err);
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
 double batcher_stalled_seconds(batcher *p)
 {
     pthread_mutex_lock(&p->lock);
@@ -350,6 +391,7 @@ void batcher_stop(batcher *p)
     for (int i = 0; i < p->n_threads; i++)
         pthread_join(p->threads[i], NULL);
     pthread_cond_destroy(&p->work);
+    pthread_cond_destroy(&p->warmed);
     pthread_mutex_destroy(&p->lock);
     free(p->threads);
     free(p);

@@ -43,7 +43,8 @@ struct http_server {
     int port;
     struct MHD_Daemon *mhd_metrics; /* --metrics-port: /metrics alone on its own listener */
     int metrics_fd, metrics_port;
-    atomic_bool ready;
+    atomic_bool ready;  /* false once draining */
+    atomic_bool warm;   /* the compute workers' warm-up is done (http_set_warm) */
     atomic_int in_flight;
     atomic_llong last_activity_us; /* monotonic: a request began or ended (the drain's quiet) */
     atomic_uint_fast64_t request_counter;
@@ -77,7 +78,7 @@ struct exchange {
     const char *const *more_headers; /* name, value, ..., NULL: added to the answer */
     void *watch;      /* the connection's header deadline (header_deadline.h) */
     signed char ready_read; /* /ready's answer: the state its status was read from (1 ready,
-                             * 0 draining); -1 for any other answer */
+                             * 0 draining, 2 warming up); -1 for any other answer */
 };
 
 /* Every error kind's status and TEI's error_type: the one place a refusal becomes a status
@@ -317,7 +318,10 @@ static enum MHD_Result handle_get(struct exchange *r)
         return respond_json(r, MHD_HTTP_OK, cJSON_Parse("{\"status\":\"ok\"}"), NULL, NULL);
     }
     case ROUTE_READY:
-        r->ready_read = atomic_load(&s->ready);
+        r->ready_read = atomic_load(&s->ready) ? (atomic_load(&s->warm) ? 1 : 2) : 0;
+        if (r->ready_read == 2) /* not ready yet, but not leaving: the connection stays open */
+            return respond_json(r, MHD_HTTP_SERVICE_UNAVAILABLE, cJSON_Parse("{\"status\":\"warming_up\"}"), NULL,
+                                NULL);
         if (r->ready_read)
             return respond_json(r, MHD_HTTP_OK, cJSON_Parse("{\"status\":\"ready\"}"), NULL, NULL);
         return respond_json(r, MHD_HTTP_SERVICE_UNAVAILABLE, cJSON_Parse("{\"status\":\"draining\"}"), NULL, NULL);
@@ -1003,6 +1007,11 @@ int http_metrics_port(const http_server *s)
 int http_port(const http_server *s)
 {
     return s->port;
+}
+
+void http_set_warm(http_server *s)
+{
+    atomic_store(&s->warm, true);
 }
 
 void http_drain(http_server *s)

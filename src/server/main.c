@@ -64,6 +64,7 @@ struct daemon {
     struct config cfg;
     int signal_pipe[2];
     served_model *first; /* the model loaded at startup, until the slot takes it */
+    served_model *warming; /* the first model, held while the workers warm up on it */
     model_slot models;
     bool serving;        /* models holds a model */
     metrics *metrics;
@@ -129,7 +130,16 @@ static int start_serving(struct daemon *d, char *err)
         .max_wait_seconds = cfg->batch_wait_us * 1e-6,
         .on_batch = metrics_batch,
         .on_batch_arg = d->metrics,
+        /* The warm-up: the largest batch the limits allow, as texts of the longest length. */
+        .warm_model = d->first->model,
+        .warm_len = d->first->max_len,
+        .warm_texts = cfg->max_batch_tokens / d->first->max_len,
     };
+    if (bs.warm_texts < 1)
+        bs.warm_texts = 1;
+    if (bs.warm_texts > cfg->max_batch_requests)
+        bs.warm_texts = cfg->max_batch_requests;
+    d->warming = served_model_hold(d->first); /* a reload during the warm-up must not free it */
     if (!(d->batcher = batcher_start(&bs, err)))
         return -1;
     d->svc.cfg = cfg;
@@ -162,7 +172,20 @@ static void start_hashing(struct daemon *d)
         hash_weights(m);
 }
 
-static void log_ready(const struct daemon *d)
+/* Waits for the compute workers' warm-up pass (batcher_settings.warm_model); /ready turns 200. */
+static int wait_warm(struct daemon *d, double *seconds, char *err)
+{
+    double t0 = monotonic_seconds();
+    int rc = batcher_wait_warm(d->batcher, err);
+    served_model_release(d->warming);
+    d->warming = NULL;
+    *seconds = monotonic_seconds() - t0;
+    if (rc == 0)
+        http_set_warm(d->http);
+    return rc;
+}
+
+static void log_ready(const struct daemon *d, double warm_seconds)
 {
     const struct config *cfg = &d->cfg;
     cJSON *f = cJSON_CreateObject();
@@ -173,6 +196,7 @@ static void log_ready(const struct daemon *d)
     cJSON_AddNumberToObject(f, "port", http_port(d->http));
     if (http_metrics_port(d->http) >= 0)
         cJSON_AddNumberToObject(f, "metrics_port", http_metrics_port(d->http));
+    cJSON_AddNumberToObject(f, "warm_up_ms", warm_seconds * 1e3);
     log_event(cfg->log_json, "ready", f);
 }
 
@@ -240,6 +264,7 @@ static void stop_daemon(struct daemon *d)
     if (d->serving)
         model_slot_free(&d->models);
     served_model_release(d->first);
+    served_model_release(d->warming);
     metrics_free(d->metrics);
     close(d->signal_pipe[0]);
     close(d->signal_pipe[1]);
@@ -274,7 +299,13 @@ int main(int argc, char **argv)
     }
     log_event(d.cfg.log_json, "loaded", infer_describe(&d.svc));
     start_hashing(&d);
-    log_ready(&d);
+    double warm_seconds = 0;
+    if (wait_warm(&d, &warm_seconds, err)) {
+        fail_startup(&d.cfg, err);
+        stop_daemon(&d);
+        return 1;
+    }
+    log_ready(&d, warm_seconds);
     drain(&d, wait_for_signal(&d));
     stop_daemon(&d);
     return 0;
