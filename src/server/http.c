@@ -7,6 +7,7 @@
 #include "server/infer.h"
 #include "server/logger.h"
 #include "server/playground.h"
+#include "server/openapi.h"
 #include "server/reload.h"
 #include "server/request.h"
 #include "server/tokenize.h"
@@ -302,6 +303,16 @@ static enum MHD_Result handle_playground(struct exchange *r)
     return respond(r, MHD_HTTP_OK, body, r->page->len, r->page->content_type, NULL, NULL);
 }
 
+/* The API's OpenAPI description, compiled in from docs/openapi.json (server/openapi.h); open to
+ * all like /info, as it says nothing about the model. */
+static enum MHD_Result handle_openapi(struct exchange *r)
+{
+    char *doc = malloc(openapi_json_len); /* respond() takes a heap body over */
+    if (doc)
+        memcpy(doc, openapi_json, openapi_json_len);
+    return respond(r, MHD_HTTP_OK, doc, openapi_json_len, "application/json", NULL, NULL);
+}
+
 static enum MHD_Result handle_get(struct exchange *r)
 {
     http_server *s = r->srv;
@@ -334,6 +345,8 @@ static enum MHD_Result handle_get(struct exchange *r)
         char *text = metrics_render(s->svc->metrics, &len);
         return respond(r, MHD_HTTP_OK, text, len, "text/plain; version=0.0.4; charset=utf-8", NULL, NULL);
     }
+    case ROUTE_OPENAPI:
+        return handle_openapi(r);
     default:
         return refuse(r, ERROR_NOT_FOUND, "no such route");
     }
@@ -485,7 +498,8 @@ static enum metrics_route route_of(const char *url)
         enum metrics_route route;
     } routes[] = {{"/predict", ROUTE_PREDICT},   {"/health", ROUTE_HEALTH},   {"/ready", ROUTE_READY},
                   {"/info", ROUTE_INFO},         {"/metrics", ROUTE_METRICS}, {"/tokenize", ROUTE_TOKENIZE},
-                  {"/batch_predict", ROUTE_BATCH_PREDICT}, {"/admin/reload", ROUTE_ADMIN_RELOAD}};
+                  {"/batch_predict", ROUTE_BATCH_PREDICT}, {"/admin/reload", ROUTE_ADMIN_RELOAD},
+                  {"/openapi.json", ROUTE_OPENAPI}};
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (!strcmp(url, routes[i].path))
             return routes[i].route;
@@ -714,7 +728,7 @@ static enum MHD_Result on_other_route(struct exchange *r, const char *url, const
 {
     if (r->route == ROUTE_OTHER)
         return refuse(r, ERROR_NOT_FOUND,
-                      "no route %s (see README: /predict, /batch_predict, /tokenize, /health, /ready, /info, /metrics)",
+                      "no route %s (see /openapi.json: /predict, /batch_predict, /tokenize, /health, /ready, /info, /metrics)",
                       url);
     if (is_allowed_preflight(r, method))
         return respond_preflight(r);

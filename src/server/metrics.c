@@ -14,7 +14,8 @@
 #include <unistd.h>
 
 static const char *route_names[ROUTE_COUNT] = {"/predict", "/health",   "/ready",        "/info",
-                                               "/metrics", "/tokenize", "/batch_predict", "/admin/reload", "playground", "other"};
+                                               "/metrics", "/tokenize", "/batch_predict", "/admin/reload",
+                                               "playground", "/openapi.json", "other"};
 
 const char *metrics_route_name(enum metrics_route r)
 {
