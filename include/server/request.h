@@ -17,13 +17,20 @@ enum predict_shape {
     SHAPE_TEXTS,     /* {"texts": [...]}: {"results": [...]} */
     SHAPE_TEI_ONE,   /* TEI {"inputs": "t"} or {"inputs": ["a", "b"]}: one label list */
     SHAPE_TEI_BATCH, /* TEI {"inputs": [item, ...]}: a list of label lists */
+    SHAPE_V2,        /* KServe v2 / Open Inference Protocol: one BYTES tensor in, label and probabilities out */
 };
+
+/* The v2 protocol's output tensors, as "outputs" may ask for them. */
+enum v2_output { V2_OUTPUT_LABEL, V2_OUTPUT_PROBABILITIES, V2_OUTPUT_COUNT };
 
 /* The route whose body this is, which decides the shapes it takes: /predict every shape above;
  * /batch_predict (seed 003's route) only {"texts": [...]}; /tokenize (TEI's) only "inputs", a
  * text (SHAPE_TEI_ONE) or an array of texts (SHAPE_TEI_BATCH, no pairs), and
  * "add_special_tokens". */
-enum request_route { REQUEST_PREDICT, REQUEST_BATCH_PREDICT, REQUEST_TOKENIZE };
+enum request_route { REQUEST_PREDICT, REQUEST_BATCH_PREDICT, REQUEST_TOKENIZE, REQUEST_V2_INFER };
+/* REQUEST_V2_INFER (POST /v2/models/{name}/infer) takes {"id"?, "parameters"?, "inputs": [one
+ * BYTES tensor of texts: shape [n] or [n, 1], or [n, 2] for sentence pairs; "data" flat or
+ * nested in row-major order], "outputs"?: [{"name": "label" | "probabilities"}, ...]}. */
 
 struct predict_limits {
     int max_texts; /* texts (or pairs) per request; a lone TEI pair counts as one */
@@ -41,6 +48,9 @@ struct predict_request {
     bool raw_scores; /* TEI's "raw_scores": logits instead of probabilities */
     enum truncation_side truncate_side; /* TEI's "truncation_direction": "right" (default) or "left" */
     bool add_special_tokens; /* /tokenize: TEI's "add_special_tokens" (default true) */
+    const char *v2_id;       /* v2: the request's "id" (owned by root), NULL if none */
+    enum v2_output v2_outputs[V2_OUTPUT_COUNT]; /* v2: the outputs to answer, in order */
+    int v2_n_outputs;
 };
 
 /* Parses body (len bytes; NULL when len is 0) into req. The body is not NUL-terminated and may

@@ -150,6 +150,125 @@ static int parse_tokenize(struct predict_request *req, const struct predict_limi
     return parse_string_list(req, inputs, "inputs", SHAPE_TEI_BATCH, lim, e);
 }
 
+/* ---- KServe v2 / Open Inference Protocol ---------------------------------------------------- */
+
+/* The tensor's elements in row-major order, flat or nested ("data": ["a", "b"] or [["a"], ["b"]]):
+ * the protocol allows both. Collects at most cap strings into out; -1 on an element that is not a
+ * string (or an array of them), or on more than cap elements. */
+static int v2_flatten(const cJSON *a, const char **out, int cap, int *count)
+{
+    for (const cJSON *x = a->child; x; x = x->next) {
+        if (cJSON_IsArray(x)) {
+            if (v2_flatten(x, out, cap, count))
+                return -1;
+        } else if (cJSON_IsString(x) && *count < cap) {
+            out[(*count)++] = x->valuestring;
+        } else {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A dimension of "shape": a whole number in [0, 2^31). */
+static bool v2_dimension(const cJSON *d, int *out)
+{
+    if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble >= 2147483648.0 ||
+        d->valuedouble != (double)(long long)d->valuedouble)
+        return false;
+    *out = (int)d->valuedouble;
+    return true;
+}
+
+static int parse_v2_outputs(struct predict_request *req, const cJSON *outputs, struct service_error *e)
+{
+    req->v2_n_outputs = 0;
+    if (!outputs) { /* the protocol's default: every output the model has */
+        req->v2_outputs[req->v2_n_outputs++] = V2_OUTPUT_LABEL;
+        req->v2_outputs[req->v2_n_outputs++] = V2_OUTPUT_PROBABILITIES;
+        return 0;
+    }
+    if (!cJSON_IsArray(outputs) || cJSON_GetArraySize(outputs) < 1)
+        return service_fail(e, ERROR_VALIDATION, "\"outputs\" must be a non-empty array of {\"name\": ...}");
+    for (const cJSON *o = outputs->child; o; o = o->next) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
+        if (!cJSON_IsObject(o) || !cJSON_IsString(name))
+            return service_fail(e, ERROR_VALIDATION, "every item of \"outputs\" must be an object with a \"name\"");
+        enum v2_output which;
+        if (!strcmp(name->valuestring, "label"))
+            which = V2_OUTPUT_LABEL;
+        else if (!strcmp(name->valuestring, "probabilities"))
+            which = V2_OUTPUT_PROBABILITIES;
+        else
+            return service_fail(e, ERROR_VALIDATION, "unknown output \"%.64s\": the model has \"label\" and "
+                                "\"probabilities\"", name->valuestring);
+        for (int k = 0; k < req->v2_n_outputs; k++)
+            if (req->v2_outputs[k] == which)
+                return service_fail(e, ERROR_VALIDATION, "output \"%s\" is asked for twice", name->valuestring);
+        req->v2_outputs[req->v2_n_outputs++] = which;
+    }
+    return 0;
+}
+
+static int parse_v2(struct predict_request *req, const struct predict_limits *lim, struct service_error *e)
+{
+    const cJSON *root = req->root;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
+    if (id && !cJSON_IsString(id))
+        return service_fail(e, ERROR_VALIDATION, "\"id\" must be a string");
+    req->v2_id = id ? id->valuestring : NULL;
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(root, "parameters");
+    if (params && !cJSON_IsObject(params))
+        return service_fail(e, ERROR_VALIDATION, "\"parameters\" must be an object");
+    if (parse_v2_outputs(req, cJSON_GetObjectItemCaseSensitive(root, "outputs"), e))
+        return -1;
+    const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");
+    if (!cJSON_IsArray(inputs) || cJSON_GetArraySize(inputs) != 1)
+        return service_fail(e, ERROR_VALIDATION, "\"inputs\" must be an array of one tensor (the texts)");
+    const cJSON *in = inputs->child;
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(in, "name");
+    const cJSON *datatype = cJSON_GetObjectItemCaseSensitive(in, "datatype");
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(in, "shape");
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(in, "data");
+    if (!cJSON_IsObject(in) || !cJSON_IsString(name))
+        return service_fail(e, ERROR_VALIDATION, "the input tensor must be an object with a \"name\"");
+    if (!cJSON_IsString(datatype) || strcmp(datatype->valuestring, "BYTES"))
+        return service_fail(e, ERROR_VALIDATION, "the input tensor's \"datatype\" must be \"BYTES\" (texts)");
+    int rank = cJSON_IsArray(shape) ? cJSON_GetArraySize(shape) : 0;
+    int n = 0, k = 1;
+    if ((rank != 1 && rank != 2) || !v2_dimension(shape->child, &n) ||
+        (rank == 2 && (!v2_dimension(shape->child->next, &k) || (k != 1 && k != 2))))
+        return service_fail(e, ERROR_VALIDATION,
+                            "the input tensor's \"shape\" must be [n], [n, 1] (texts) or [n, 2] (sentence pairs)");
+    if (n == 0)
+        return service_fail(e, ERROR_VALIDATION, "the input tensor is empty");
+    if (n > lim->max_texts)
+        return service_fail(e, ERROR_VALIDATION, "the input tensor holds %d inputs, more than the limit of %d", n,
+                            lim->max_texts);
+    if (!cJSON_IsArray(data))
+        return service_fail(e, ERROR_VALIDATION, "the input tensor's \"data\" must be an array of strings");
+    const char **flat = calloc((size_t)n * (size_t)k, sizeof *flat);
+    if (!flat)
+        return service_fail(e, ERROR_INTERNAL, "out of memory");
+    int count = 0;
+    int bad = v2_flatten(data, flat, n * k, &count);
+    if (bad || count != n * k) {
+        free(flat);
+        return service_fail(e, ERROR_VALIDATION, "the input tensor's \"data\" must hold %d strings (its shape), %s",
+                            n * k, bad ? "and nothing else" : "no more, no less");
+    }
+    req->shape = SHAPE_V2;
+    req->truncate = true;
+    req->truncate_side = TRUNCATE_RIGHT;
+    int rc = alloc_inputs(req, n, e);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        req->texts[i] = flat[(size_t)i * (size_t)k];
+        req->pairs[i] = k == 2 ? flat[(size_t)i * 2 + 1] : NULL;
+    }
+    free(flat);
+    return rc;
+}
+
 /* Fills req's inputs and options from the parsed body (req->root). */
 static int parse_inputs(struct predict_request *req, const struct predict_limits *lim, struct service_error *e)
 {
@@ -158,6 +277,8 @@ static int parse_inputs(struct predict_request *req, const struct predict_limits
         return service_fail(e, ERROR_VALIDATION, "the request body must be a JSON object");
     if (lim->route == REQUEST_TOKENIZE)
         return parse_tokenize(req, lim, e);
+    if (lim->route == REQUEST_V2_INFER)
+        return parse_v2(req, lim, e);
     const cJSON *text = cJSON_GetObjectItemCaseSensitive(root, "text");
     const cJSON *texts = cJSON_GetObjectItemCaseSensitive(root, "texts");
     const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");

@@ -1,5 +1,5 @@
 /* Fuzz target: the request body parser and validator (request.h) on arbitrary bodies, each
- * parsed as every route's (/predict, /batch_predict, /tokenize). The body is a heap copy of exactly the input's
+ * parsed as every route's (/predict, /batch_predict, /tokenize, the v2 protocol's infer). The body is a heap copy of exactly the input's
  * size and not NUL-terminated, as the daemon hands it over, so a read past its end is caught. A small max_texts (8) puts the limit within reach.
  * Checks: success gives 1..max_texts NUL-terminated inputs matching the shape, from a body with
  * no raw control byte in a string and nothing after its JSON value; failure gives one of the
@@ -38,6 +38,9 @@ static void parse_as(const uint8_t *data, size_t size, enum request_route route)
                 "tokenize shape %d", (int)req.shape);
     for (int i = 0; route == REQUEST_TOKENIZE && i < req.n; i++)
         FUZZ_ASSERT(!req.pairs[i], "a /tokenize pair");
+    /* The v2 infer body has its own shape, and only it. */
+    FUZZ_ASSERT((route == REQUEST_V2_INFER) == (req.shape == SHAPE_V2), "route %d shape %d", (int)route,
+                (int)req.shape);
     FUZZ_ASSERT(req.root && req.n >= 1 && req.n <= MAX_TEXTS, "n %d", req.n);
     /* Raw control bytes (a NUL would cut a text short) are refused, wherever they are. */
     FUZZ_ASSERT(json_raw_control_byte((const char *)data, size) == size, "a raw control byte was accepted");
@@ -59,6 +62,12 @@ static void parse_as(const uint8_t *data, size_t size, enum request_route route)
         break;
     case SHAPE_TEI_BATCH:
         break;
+    case SHAPE_V2: /* [n] or [n, 1] texts, or [n, 2] pairs: all inputs alike; 1-2 distinct outputs */
+        for (int i = 1; i < req.n; i++)
+            FUZZ_ASSERT(!req.pairs[i] == !req.pairs[0], "a v2 tensor mixes texts and pairs");
+        FUZZ_ASSERT(req.v2_n_outputs >= 1 && req.v2_n_outputs <= V2_OUTPUT_COUNT, "%d outputs", req.v2_n_outputs);
+        FUZZ_ASSERT(req.v2_n_outputs < 2 || req.v2_outputs[0] != req.v2_outputs[1], "an output twice");
+        break;
     default:
         FUZZ_ASSERT(0, "unknown shape %d", (int)req.shape);
     }
@@ -79,5 +88,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     parse_as(data, size, REQUEST_PREDICT);
     parse_as(data, size, REQUEST_BATCH_PREDICT);
     parse_as(data, size, REQUEST_TOKENIZE);
+    parse_as(data, size, REQUEST_V2_INFER);
     return 0;
 }

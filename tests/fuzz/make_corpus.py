@@ -96,6 +96,8 @@ def main():
         put("request", f"inputs-{i}", json.dumps({"inputs": [[t] for t in texts[i:i + 3]] + [texts[i]],
                                                   "truncation_direction": "right"}).encode())
         put("request", f"tokenize-{i}", json.dumps({"inputs": texts[i:i + 4], "add_special_tokens": False}).encode())
+        put("request", f"v2-{i}", json.dumps({"id": str(i), "inputs": [{"name": "text", "shape": [3, 1], "datatype": "BYTES",
+                                                                         "data": [[t] for t in texts[i:i + 3]]}]}).encode())
 
     # safetensors and config: every shared model's, the weights shrunk to a small seed
     models = os.path.join(shared, "models")

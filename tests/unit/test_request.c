@@ -107,5 +107,48 @@ int main(void)
 
     struct predict_limits lim = {.max_texts = 4};
     CHECK(predict_request_parse(NULL, 0, &lim, &req, &e) == -1 && e.kind == ERROR_INVALID_JSON, "a NULL empty body");
+
+    /* KServe v2: [n] flat, [n, 1] nested, [n, 2] pairs; "id" and "outputs" kept. */
+    struct predict_limits v2 = {.max_texts = 3, .route = REQUEST_V2_INFER};
+    char flat[] = "{\"id\": \"7\", \"inputs\": [{\"name\": \"t\", \"shape\": [2], \"datatype\": \"BYTES\", "
+                  "\"data\": [\"a\", \"b\"]}]}";
+    CHECK(predict_request_parse(flat, strlen(flat), &v2, &req, &e) == 0, "v2 flat: %s", e.msg);
+    CHECK(req.shape == SHAPE_V2 && req.n == 2 && !strcmp(req.texts[1], "b") && !req.pairs[0] && !strcmp(req.v2_id, "7") &&
+              req.v2_n_outputs == 2 && req.v2_outputs[0] == V2_OUTPUT_LABEL && req.truncate,
+          "v2 flat shape");
+    predict_request_free(&req);
+    char nested[] = "{\"inputs\": [{\"name\": \"t\", \"shape\": [2, 2], \"datatype\": \"BYTES\", "
+                    "\"data\": [[\"q1\", \"d1\"], [\"q2\", \"d2\"]]}], \"outputs\": [{\"name\": \"probabilities\"}]}";
+    CHECK(predict_request_parse(nested, strlen(nested), &v2, &req, &e) == 0, "v2 pairs: %s", e.msg);
+    CHECK(req.n == 2 && !strcmp(req.texts[1], "q2") && !strcmp(req.pairs[1], "d2") && !req.v2_id && req.v2_n_outputs == 1 &&
+              req.v2_outputs[0] == V2_OUTPUT_PROBABILITIES,
+          "v2 pairs shape");
+    predict_request_free(&req);
+    static const struct {
+        const char *body, *frag;
+    } v2_bad[] = {
+        {"{\"inputs\": []}", "one tensor"},
+        {"{\"inputs\": [{\"name\": \"t\", \"shape\": [1], \"datatype\": \"FP32\", \"data\": [1]}]}", "BYTES"},
+        {"{\"inputs\": [{\"name\": \"t\", \"shape\": [1, 3], \"datatype\": \"BYTES\", \"data\": [\"a\", \"b\", \"c\"]}]}", "shape"},
+        {"{\"inputs\": [{\"name\": \"t\", \"shape\": [1.5], \"datatype\": \"BYTES\", \"data\": [\"a\"]}]}", "shape"},
+        {"{\"inputs\": [{\"name\": \"t\", \"shape\": [0], \"datatype\": \"BYTES\", \"data\": []}]}", "empty"},
+        {"{\"inputs\": [{\"name\": \"t\", \"shape\": [4], \"datatype\": \"BYTES\", \"data\": [\"a\", \"b\", \"c\", \"d\"]}]}", "limit of 3"},
+        {"{\"inputs\": [{\"name\": \"t\", \"shape\": [2], \"datatype\": \"BYTES\", \"data\": [\"a\"]}]}", "hold 2 strings"},
+        {"{\"inputs\": [{\"name\": \"t\", \"shape\": [1], \"datatype\": \"BYTES\", \"data\": [\"a\", \"b\"]}]}", "hold 1 strings"},
+        {"{\"inputs\": [{\"name\": \"t\", \"shape\": [1], \"datatype\": \"BYTES\", \"data\": [3]}]}", "nothing else"},
+        {"{\"inputs\": [{\"name\": \"t\", \"shape\": [1], \"datatype\": \"BYTES\", \"data\": [\"a\"]}], \"outputs\": "
+         "[{\"name\": \"logits\"}]}", "unknown output"},
+        {"{\"inputs\": [{\"name\": \"t\", \"shape\": [1], \"datatype\": \"BYTES\", \"data\": [\"a\"]}], \"id\": 1}", "\"id\""},
+    };
+    for (size_t i = 0; i < sizeof v2_bad / sizeof v2_bad[0]; i++) {
+        char *copy = strdup(v2_bad[i].body);
+        int rc = predict_request_parse(copy, strlen(copy), &v2, &req, &e);
+        CHECK(rc == -1 && e.kind == ERROR_VALIDATION && strstr(e.msg, v2_bad[i].frag), "v2 %s: %d %s", v2_bad[i].body, rc,
+              e.msg);
+        CHECK(!req.root && !req.texts && req.n == 0, "v2 %s: a failure left a request", v2_bad[i].body);
+        if (rc == 0)
+            predict_request_free(&req);
+        free(copy);
+    }
     return test_finish("test_request");
 }
