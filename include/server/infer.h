@@ -90,4 +90,17 @@ double infer_stalled_seconds(const struct infer_service *s);
  * memory. */
 cJSON *infer_describe(const struct infer_service *s);
 
+/* ---- KServe v2 / Open Inference Protocol ---- */
+
+/* The v2 protocol's name of a model: its directory's last component ("/models/finsent-mini/" is
+ * "finsent-mini"), at most cap - 1 bytes. */
+void infer_v2_model_name(const char *dir, char *out, size_t cap);
+/* True if name (and version, when not NULL or "") is the model the call runs on. */
+bool infer_v2_call_model_is(const infer_call *c, const char *name, const char *version);
+/* The same for the model served now (GET /v2/models/{name}[/versions/{version}][/ready]). */
+bool infer_v2_model_is(const struct infer_service *s, const char *name, const char *version);
+/* GET /v2/models/{name}: {"name", "versions", "platform", "inputs", "outputs"}; NULL when out of
+ * memory. */
+cJSON *infer_v2_model_metadata(const struct infer_service *s);
+
 #endif

@@ -11,7 +11,10 @@
 /* Routes are a closed set so that a scan of random URLs cannot grow the label space. */
 enum metrics_route {
     ROUTE_PREDICT, ROUTE_HEALTH, ROUTE_READY, ROUTE_INFO, ROUTE_METRICS, ROUTE_TOKENIZE, ROUTE_BATCH_PREDICT,
-    ROUTE_ADMIN_RELOAD, ROUTE_PLAYGROUND, ROUTE_OPENAPI, ROUTE_OTHER, ROUTE_COUNT
+    ROUTE_ADMIN_RELOAD, ROUTE_PLAYGROUND, ROUTE_OPENAPI,
+    /* KServe v2 (v2_path.h); the /versions/{version} forms count with these */
+    ROUTE_V2_SERVER, ROUTE_V2_LIVE, ROUTE_V2_READY, ROUTE_V2_MODEL, ROUTE_V2_MODEL_READY, ROUTE_V2_INFER,
+    ROUTE_OTHER, ROUTE_COUNT
 };
 const char *metrics_route_name(enum metrics_route r);
 

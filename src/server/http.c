@@ -11,6 +11,7 @@
 #include "server/reload.h"
 #include "server/request.h"
 #include "server/tokenize.h"
+#include "server/v2_path.h"
 #include "text/utf8.h"
 
 #include <arpa/inet.h>
@@ -80,6 +81,7 @@ struct exchange {
     void *watch;      /* the connection's header deadline (header_deadline.h) */
     signed char ready_read; /* /ready's answer: the state its status was read from (1 ready,
                              * 0 draining, 2 warming up); -1 for any other answer */
+    char v2_name[V2_NAME_MAX + 1], v2_version[V2_VERSION_MAX + 1]; /* a v2 route's {name}, {version} */
 };
 
 /* Every error kind's status and TEI's error_type: the one place a refusal becomes a status
@@ -109,7 +111,14 @@ static const struct {
 static bool route_reads_body(enum metrics_route route)
 {
     return route == ROUTE_PREDICT || route == ROUTE_BATCH_PREDICT || route == ROUTE_TOKENIZE ||
-           route == ROUTE_ADMIN_RELOAD;
+           route == ROUTE_ADMIN_RELOAD || route == ROUTE_V2_INFER;
+}
+
+/* The KServe v2 routes, whose errors are the protocol's {"error": "..."}. */
+static bool route_is_v2(enum metrics_route route)
+{
+    return route == ROUTE_V2_SERVER || route == ROUTE_V2_LIVE || route == ROUTE_V2_READY || route == ROUTE_V2_MODEL ||
+           route == ROUTE_V2_MODEL_READY || route == ROUTE_V2_INFER;
 }
 
 /* A reload asked through /admin/reload, answered when the reloader is done. */
@@ -214,7 +223,8 @@ static enum MHD_Result respond_error(struct exchange *r, const struct service_er
     utf8_copy_valid(msg, sizeof msg, e->msg, strlen(e->msg));
     r->close_after |= e->kind == ERROR_BAD_FRAMING || e->kind == ERROR_TRANSFER_CODING;
     cJSON *o = cJSON_CreateObject();
-    if (o && (!cJSON_AddStringToObject(o, "error", msg) || !cJSON_AddStringToObject(o, "error_type", type))) {
+    if (o && (!cJSON_AddStringToObject(o, "error", msg) ||
+              (!route_is_v2(r->route) && !cJSON_AddStringToObject(o, "error_type", type)))) {
         cJSON_Delete(o);
         o = NULL;
     }
@@ -313,6 +323,47 @@ static enum MHD_Result handle_openapi(struct exchange *r)
     return respond(r, MHD_HTTP_OK, doc, openapi_json_len, "application/json", NULL, NULL);
 }
 
+/* KServe v2's GET routes: the server's metadata and health, a model's metadata and readiness. */
+static enum MHD_Result handle_v2_get(struct exchange *r)
+{
+    http_server *s = r->srv;
+    int limit = s->cfg->stall_seconds;
+    cJSON *o = cJSON_CreateObject();
+    switch (r->route) {
+    case ROUTE_V2_SERVER: {
+        cJSON_AddStringToObject(o, "name", "bertserve");
+        cJSON_AddStringToObject(o, "version", config_version());
+        cJSON_AddArrayToObject(o, "extensions");
+        return respond_json(r, MHD_HTTP_OK, o, NULL, NULL);
+    }
+    case ROUTE_V2_LIVE: { /* as /health */
+        bool live = !(limit > 0 && infer_stalled_seconds(s->svc) >= limit);
+        cJSON_AddBoolToObject(o, "live", live);
+        return respond_json(r, live ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, o, NULL, NULL);
+    }
+    default:
+        break;
+    }
+    if (r->route == ROUTE_V2_MODEL || r->route == ROUTE_V2_MODEL_READY) {
+        if (!infer_v2_model_is(s->svc, r->v2_name, r->v2_version)) {
+            cJSON_Delete(o);
+            return refuse(r, ERROR_NOT_FOUND, "no model \"%s\"%s%s%s: see GET /v2/models/<name> for the name served",
+                          r->v2_name, r->v2_version[0] ? " of version \"" : "", r->v2_version,
+                          r->v2_version[0] ? "\"" : "");
+        }
+        if (r->route == ROUTE_V2_MODEL) {
+            cJSON_Delete(o);
+            return respond_json(r, MHD_HTTP_OK, infer_v2_model_metadata(s->svc), NULL, NULL);
+        }
+        cJSON_AddStringToObject(o, "name", r->v2_name);
+    }
+    /* /v2/health/ready and a model's ready: as /ready (the model is loaded before the daemon
+     * listens; it stops being ready when the drain begins). */
+    r->ready_read = atomic_load(&s->ready);
+    cJSON_AddBoolToObject(o, "ready", r->ready_read);
+    return respond_json(r, r->ready_read ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, o, NULL, NULL);
+}
+
 static enum MHD_Result handle_get(struct exchange *r)
 {
     http_server *s = r->srv;
@@ -347,6 +398,12 @@ static enum MHD_Result handle_get(struct exchange *r)
     }
     case ROUTE_OPENAPI:
         return handle_openapi(r);
+    case ROUTE_V2_SERVER:
+    case ROUTE_V2_LIVE:
+    case ROUTE_V2_READY:
+    case ROUTE_V2_MODEL:
+    case ROUTE_V2_MODEL_READY:
+        return handle_v2_get(r);
     default:
         return refuse(r, ERROR_NOT_FOUND, "no such route");
     }
@@ -411,7 +468,15 @@ static enum MHD_Result predict_body_complete(struct exchange *r)
     struct service_error e;
     if (!(r->call = infer_new(r->srv->svc, r->t_start)))
         return refuse(r, ERROR_INTERNAL, "out of memory");
-    enum request_route route = r->route == ROUTE_BATCH_PREDICT ? REQUEST_BATCH_PREDICT : REQUEST_PREDICT;
+    if (r->route == ROUTE_V2_INFER && !infer_v2_call_model_is(r->call, r->v2_name, r->v2_version)) {
+        body_free(r);
+        return refuse(r, ERROR_NOT_FOUND, "no model \"%s\"%s%s%s: see GET /v2/models/<name> for the name served",
+                      r->v2_name, r->v2_version[0] ? " of version \"" : "", r->v2_version,
+                      r->v2_version[0] ? "\"" : "");
+    }
+    enum request_route route = r->route == ROUTE_BATCH_PREDICT ? REQUEST_BATCH_PREDICT
+                               : r->route == ROUTE_V2_INFER    ? REQUEST_V2_INFER
+                                                               : REQUEST_PREDICT;
     int rc = infer_prepare(r->call, r->body, r->len, route, &e);
     body_free(r); /* the texts live in the call; the raw body is no longer needed */
     if (rc || infer_submit(r->call, predict_admitted, predict_done, r, &e))
@@ -750,6 +815,8 @@ static struct exchange *exchange_new(http_server *s, struct MHD_Connection *conn
     r->route = route_of(url);
     if ((r->page = playground_find(url)))
         r->route = ROUTE_PLAYGROUND;
+    if (r->route == ROUTE_OTHER)
+        r->route = v2_route_of(url, r->v2_name, r->v2_version);
     r->ready_read = -1;
     snprintf(r->method, sizeof r->method, "%s", method);
     request_id(s, conn, r->id);

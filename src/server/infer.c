@@ -72,8 +72,11 @@ static int tokenize_inputs(infer_call *c, struct service_error *e)
     if (alloc_outputs(c, e))
         return -1;
     const struct predict_request *q = &c->req;
-    const char *what = q->shape == SHAPE_TEXT ? "\"text\"" : q->shape == SHAPE_TEXTS ? "texts" : "inputs";
-    bool indexed = q->shape == SHAPE_TEXTS || q->shape == SHAPE_TEI_BATCH;
+    const char *what = q->shape == SHAPE_TEXT    ? "\"text\""
+                       : q->shape == SHAPE_TEXTS ? "texts"
+                       : q->shape == SHAPE_V2    ? "data"
+                                                 : "inputs";
+    bool indexed = q->shape == SHAPE_TEXTS || q->shape == SHAPE_TEI_BATCH || q->shape == SHAPE_V2;
     encoding enc = {0};
     int rc = 0;
     for (int i = 0; i < q->n && rc == 0; i++) {
@@ -195,6 +198,100 @@ static bool all_finite(const float *v, int n)
     return true;
 }
 
+/* ---- KServe v2 / Open Inference Protocol ---------------------------------------------------- */
+
+void infer_v2_model_name(const char *dir, char *out, size_t cap)
+{
+    size_t end = strlen(dir);
+    while (end > 1 && dir[end - 1] == '/')
+        end--;
+    size_t start = end;
+    while (start > 0 && dir[start - 1] != '/')
+        start--;
+    size_t n = end - start < cap - 1 ? end - start : cap - 1;
+    memcpy(out, dir + start, n);
+    out[n] = '\0';
+}
+
+static bool model_is(const served_model *m, const char *name, const char *version)
+{
+    char own[256];
+    infer_v2_model_name(m->dir, own, sizeof own);
+    return !strcmp(own, name) && (!version || !version[0] || !strcmp(version, m->version));
+}
+
+bool infer_v2_call_model_is(const infer_call *c, const char *name, const char *version)
+{
+    return model_is(c->m, name, version);
+}
+
+bool infer_v2_model_is(const struct infer_service *s, const char *name, const char *version)
+{
+    served_model *m = model_slot_acquire(s->models);
+    bool is = model_is(m, name, version);
+    served_model_release(m);
+    return is;
+}
+
+/* A tensor's metadata or answer: {"name", "datatype", "shape": [d0(, d1)](, "data")}. */
+static cJSON *v2_tensor(const char *name, const char *datatype, int d0, int d1, cJSON *data)
+{
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "name", name);
+    cJSON_AddStringToObject(t, "datatype", datatype);
+    cJSON *shape = cJSON_AddArrayToObject(t, "shape");
+    cJSON_AddItemToArray(shape, cJSON_CreateNumber(d0));
+    if (d1)
+        cJSON_AddItemToArray(shape, cJSON_CreateNumber(d1));
+    if (data)
+        cJSON_AddItemToObject(t, "data", data);
+    return t;
+}
+
+cJSON *infer_v2_model_metadata(const struct infer_service *s)
+{
+    served_model *m = model_slot_acquire(s->models);
+    char name[256];
+    infer_v2_model_name(m->dir, name, sizeof name);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", name);
+    cJSON *versions = cJSON_AddArrayToObject(o, "versions");
+    cJSON_AddItemToArray(versions, cJSON_CreateString(m->version));
+    cJSON_AddStringToObject(o, "platform", "bertserve");
+    cJSON *inputs = cJSON_AddArrayToObject(o, "inputs");
+    cJSON_AddItemToArray(inputs, v2_tensor("text", "BYTES", -1, 0, NULL)); /* [n]; [n, 1], [n, 2] taken too */
+    cJSON *outputs = cJSON_AddArrayToObject(o, "outputs");
+    cJSON_AddItemToArray(outputs, v2_tensor("label", "BYTES", -1, 0, NULL));
+    cJSON_AddItemToArray(outputs, v2_tensor("probabilities", "FP32", -1, m->model->cfg.n_labels, NULL));
+    served_model_release(m);
+    return o;
+}
+
+/* The v2 answer: {"model_name", "model_version", ("id"), "outputs": [the tensors asked for]}. */
+static cJSON *v2_answer(const infer_call *c, cJSON *labels, cJSON *probs)
+{
+    char name[256];
+    infer_v2_model_name(c->m->dir, name, sizeof name);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model_name", name);
+    cJSON_AddStringToObject(o, "model_version", c->m->version);
+    if (c->req.v2_id)
+        cJSON_AddStringToObject(o, "id", c->req.v2_id);
+    cJSON *outputs = cJSON_AddArrayToObject(o, "outputs");
+    for (int k = 0; k < c->req.v2_n_outputs; k++) {
+        if (c->req.v2_outputs[k] == V2_OUTPUT_LABEL) {
+            cJSON_AddItemToArray(outputs, v2_tensor("label", "BYTES", c->req.n, 0, labels));
+            labels = NULL;
+        } else {
+            cJSON_AddItemToArray(outputs, v2_tensor("probabilities", "FP32", c->req.n, c->m->model->cfg.n_labels, probs));
+            probs = NULL;
+        }
+    }
+    cJSON_Delete(labels); /* the outputs not asked for */
+    cJSON_Delete(probs);
+    return o;
+}
+
 cJSON *infer_answer(infer_call *c, struct service_error *e)
 {
     const struct infer_service *s = c->svc;
@@ -214,23 +311,35 @@ cJSON *infer_answer(infer_call *c, struct service_error *e)
     } else if (shape == SHAPE_TEI_BATCH) {
         out = list = cJSON_CreateArray();
     }
+    cJSON *v2_labels = shape == SHAPE_V2 ? cJSON_CreateArray() : NULL;
+    cJSON *v2_probs = shape == SHAPE_V2 ? cJSON_CreateArray() : NULL;
     for (int i = 0; i < c->req.n; i++) {
         const float *logits = j->logits + (size_t)i * (size_t)m->cfg.n_labels;
         float probs[BERT_MAX_LABELS];
         int best = prediction_compute(m, logits, probs);
         if (!all_finite(logits, m->cfg.n_labels) || !all_finite(probs, m->cfg.n_labels)) {
             cJSON_Delete(out);
+            cJSON_Delete(v2_labels);
+            cJSON_Delete(v2_probs);
             service_fail(e, ERROR_INTERNAL, "the model computed a non-finite score for input %d", i);
             return NULL;
         }
-        cJSON *item = ours ? result_object(c, i, probs, best) : tei_list(c, logits, probs);
         metrics_text(s->metrics, c->tokens[i]);
         metrics_prediction(s->metrics, c->m->series, best, probs[best]);
+        if (shape == SHAPE_V2) {
+            cJSON_AddItemToArray(v2_labels, cJSON_CreateString(m->cfg.labels[best]));
+            for (int k = 0; k < m->cfg.n_labels; k++)
+                cJSON_AddItemToArray(v2_probs, cJSON_CreateNumber(probs[k]));
+            continue;
+        }
+        cJSON *item = ours ? result_object(c, i, probs, best) : tei_list(c, logits, probs);
         if (list)
             cJSON_AddItemToArray(list, item);
         else
             out = item;
     }
+    if (shape == SHAPE_V2)
+        out = v2_answer(c, v2_labels, v2_probs);
     if (ours) {
         cJSON_AddStringToObject(out, "model_version", c->m->version);
         cJSON_AddNumberToObject(out, "processing_time_ms", (monotonic_seconds() - c->t_arrived) * 1000.0);

@@ -15,7 +15,9 @@
 
 static const char *route_names[ROUTE_COUNT] = {"/predict", "/health",   "/ready",        "/info",
                                                "/metrics", "/tokenize", "/batch_predict", "/admin/reload",
-                                               "playground", "/openapi.json", "other"};
+                                               "playground", "/openapi.json", "/v2", "/v2/health/live",
+                                               "/v2/health/ready", "/v2/models/{name}", "/v2/models/{name}/ready",
+                                               "/v2/models/{name}/infer", "other"};
 
 const char *metrics_route_name(enum metrics_route r)
 {

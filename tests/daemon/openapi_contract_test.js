@@ -100,6 +100,16 @@ if (!routeTable) {
 }
 const routes = [...routeTable[1].matchAll(/\{"(\/[^"]*)",\s*ROUTE_\w+\}/g)].map((m) => m[1]);
 if (routes.length < 9) fail(`only ${routes.length} routes parsed from route_of: ${routes}`);
+// ... and the KServe v2 templates of src/server/v2_path.c, which route_of's caller tries next.
+const v2Source = fs.readFileSync(path.join(root, 'src', 'server', 'v2_path.c'), 'utf8');
+const v2Table = v2Source.match(/v2_templates\[\] = \{([\s\S]*?)\};/);
+if (!v2Table) {
+  console.log('FAIL: v2_templates not found in src/server/v2_path.c');
+  process.exit(1);
+}
+const v2Routes = [...v2Table[1].matchAll(/\{"(\/v2[^"]*)",\s*ROUTE_\w+\}/g)].map((m) => m[1]);
+if (v2Routes.length < 9) fail(`only ${v2Routes.length} templates parsed from v2_templates: ${v2Routes}`);
+routes.push(...v2Routes);
 for (const r of routes) if (!doc.paths[r]) fail(`the daemon serves ${r}, which docs/openapi.json does not describe`);
 for (const p of Object.keys(doc.paths)) if (!routes.includes(p)) fail(`docs/openapi.json describes ${p}, which http.c's route_of does not serve`);
 
@@ -112,7 +122,7 @@ const table = [...httpC.matchAll(/\[ERROR_\w+\] = \{(MHD_HTTP_(\w+)|(\d+)), "(\w
 if (table.length < 14 || table.some((t) => t.startsWith('undefined'))) fail(`error_status table parsed badly: ${table}`);
 const documented = new Set();
 for (const [name, resp] of Object.entries(doc.components.responses)) {
-  const m = name.match(/Error(\d+)$/);
+  const m = name.match(/^(?:Reload)?Error(\d+)$/);
   if (!m) continue;
   const schema = resp.content['application/json'].schema;
   for (const t of schema.properties.error_type.enum) documented.add(`${m[1]} ${t}`);
@@ -257,26 +267,47 @@ function send(d, method, target, { json, rawBody, headers = [], port } = {}) {
 }
 
 // (3) The answer against the description: returns nothing, records failures and coverage.
+// The description's path of a concrete one: itself, or the template whose {name}/{version} match.
+function docPath(target) {
+  if (doc.paths[target]) return target;
+  for (const p of Object.keys(doc.paths)) {
+    if (!p.includes('{')) continue;
+    const re = new RegExp('^' + p.replace(/\{[a-z]+\}/g, '[^/]+') + '$');
+    if (re.test(target)) return p;
+  }
+  return null;
+}
+// A concrete path for a template: the model served now, its name and version from /info.
+async function concrete(d, p) {
+  if (!p.includes('{')) return p;
+  const info = JSON.parse((await send(d, 'GET', '/info')).body);
+  const name = info.model.replace(/\/+$/, '').split('/').pop();
+  return p.replace('{name}', encodeURIComponent(name)).replace('{version}', encodeURIComponent(info.model_version));
+}
+
 const seen = new Set(); // "path method status"
 let checked = 0;
 function check(label, method, target, resp, expected) {
   checked++;
   const where = `${label}: ${method} ${target} -> ${resp.status}`;
   if (expected !== undefined && resp.status !== expected) fail(`${where}, expected ${expected}: ${resp.body.toString().slice(0, 300)}`);
-  const item = doc.paths[target];
+  const dp = docPath(target);
+  const item = dp && doc.paths[dp];
   let r0, rptr;
   const m = method.toLowerCase();
   if (!item) {
     [r0, rptr] = [doc.components.responses.Error404, '#/components/responses/Error404'];
     if (resp.status !== 404) fail(`${where}: an undescribed path must be 404`);
   } else if (!item[m]) {
-    [r0, rptr] = [doc.components.responses.Error405, '#/components/responses/Error405'];
+    // The v2 routes answer in the protocol's error shape.
+    const name = dp.startsWith('/v2') ? 'V2Error405' : 'Error405';
+    [r0, rptr] = [doc.components.responses[name], `#/components/responses/${name}`];
     if (resp.status !== 405) fail(`${where}: a method the path does not describe must be 405`);
   } else {
     r0 = item[m].responses[String(resp.status)];
-    rptr = `#/paths/${esc(target)}/${m}/responses/${resp.status}`;
+    rptr = `#/paths/${esc(dp)}/${m}/responses/${resp.status}`;
     if (!r0) return fail(`${where}: status not documented for this operation`);
-    seen.add(`${target} ${m} ${resp.status}`);
+    seen.add(`${dp} ${m} ${resp.status}`);
   }
   const [r, ptr] = resolve(r0, rptr);
   for (const [name, h0] of Object.entries(r.headers || {})) {
@@ -344,11 +375,24 @@ async function main() {
           const err = validate(`#/paths/${esc(p)}/${method}/requestBody/content/application~1json/schema`, value);
           if (err) fail(`${p} request example ${name} does not fit the request schema: ${err}`);
         }
-        await exchange(d, `example ${name}`, method.toUpperCase(), p, { ...opts, headers: auth(key) }, e['x-expected-status']);
+        await exchange(d, `example ${name}`, method.toUpperCase(), await concrete(d, p), { ...opts, headers: auth(key) },
+          e['x-expected-status']);
       }
       if (method === 'get') {
-        await exchange(d, 'GET', 'GET', p, {}, 200);
-        await exchange(d, 'HEAD', 'HEAD', p, {}, 200);
+        await exchange(d, 'GET', 'GET', await concrete(d, p), {}, 200);
+        await exchange(d, 'HEAD', 'HEAD', await concrete(d, p), {}, 200);
+      }
+      // Another model's name (or version) on a v2 model route: 404.
+      if (p.includes('{name}') && method !== 'options') {
+        const other = p.replace('{name}', 'nope').replace('{version}', 'v0');
+        await exchange(d, 'another model', method.toUpperCase(), other,
+          method === 'post' ? { json: {}, headers: auth(API_KEY) } : {}, 404);
+        if (p.includes('{version}')) {
+          const info = JSON.parse((await send(d, 'GET', '/info')).body);
+          const otherVersion = (await concrete(d, p)).replace(encodeURIComponent(info.model_version), 'v0');
+          await exchange(d, 'another version', method.toUpperCase(), otherVersion,
+            method === 'post' ? { json: {}, headers: auth(API_KEY) } : {}, 404);
+        }
       }
     }
     if (examples < 30) fail(`only ${examples} request examples in the description`);
@@ -357,7 +401,8 @@ async function main() {
     await exchange(d, 'reload without a body', 'POST', '/admin/reload', { headers: auth(ADMIN_KEY) }, 200);
 
     // CORS: a preflight on every path, and the headers on an ordinary answer.
-    for (const p of Object.keys(doc.paths)) {
+    for (const p0 of Object.keys(doc.paths)) {
+      const p = await concrete(d, p0);
       const r = await exchange(d, 'preflight', 'OPTIONS', p,
         { headers: [['Origin', ORIGIN], ['Access-Control-Request-Method', 'POST']] }, 204);
       if ((r.headers['access-control-allow-origin'] || [])[0] !== ORIGIN) fail(`preflight ${p}: wrong Access-Control-Allow-Origin`);
@@ -368,7 +413,8 @@ async function main() {
     if (!withOrigin.headers['access-control-allow-origin']) fail('an answer to an allowed Origin lacks Access-Control-Allow-Origin');
 
     // Statuses that no body provokes.
-    for (const p of ['/predict', '/batch_predict', '/tokenize']) {
+    for (const p of ['/predict', '/batch_predict', '/tokenize', await concrete(d, '/v2/models/{name}/infer'),
+      await concrete(d, '/v2/models/{name}/versions/{version}/infer')]) {
       await exchange(d, 'no API key', 'POST', p, { json: { inputs: 'a' } }, 401);
       await exchange(d, 'wrong API key', 'POST', p, { json: { inputs: 'a' }, headers: auth('nope') }, 401);
       await exchange(d, 'GET on a POST route', 'GET', p, { headers: auth(API_KEY) }, 405);
@@ -382,7 +428,8 @@ async function main() {
     // The checks every request gets from its headers, on every operation: an ambiguous length
     // (400), a transfer coding other than chunked (501), a body over --max-body-bytes (413);
     // and an OPTIONS that is no preflight (405).
-    for (const { path: p, method } of operations) {
+    for (const { path: p0, method } of operations) {
+      const p = await concrete(d, p0);
       const M = method.toUpperCase();
       const key = auth(p === '/admin/reload' ? ADMIN_KEY : API_KEY);
       await exchange(d, 'two Content-Length', M, p,
@@ -398,7 +445,8 @@ async function main() {
     await exchange(d, 'text/plain reload', 'POST', '/admin/reload', { rawBody: '{}', headers: [...auth(ADMIN_KEY), ['Content-Type', 'text/plain']] }, 415);
     await exchange(d, 'huge reload body', 'POST', '/admin/reload', { rawBody: JSON.stringify({ model: 'a'.repeat(150000) }), headers: auth(ADMIN_KEY) }, 413);
     await exchange(d, 'reload over --max-buffered-bytes', 'POST', '/admin/reload', { rawBody: JSON.stringify({ model: 'a'.repeat(80000) }), headers: auth(ADMIN_KEY) }, 429);
-    for (const p of ['/health', '/ready', '/info', '/metrics', '/openapi.json'])
+    for (const p of ['/health', '/ready', '/info', '/metrics', '/openapi.json', '/v2', '/v2/health/live',
+      '/v2/health/ready', await concrete(d, '/v2/models/{name}'), await concrete(d, '/v2/models/{name}/ready')])
       await exchange(d, 'POST on a GET route', 'POST', p, { json: {} }, 405);
     await exchange(d, 'unknown route', 'GET', '/nope', {}, 404);
     await exchange(d, 'unknown route', 'POST', '/predict/', { json: { text: 'a' }, headers: auth(API_KEY) }, 404);
@@ -436,6 +484,12 @@ async function main() {
     // /predict is 503 unavailable (the daemon waits a second of quiet before it stops).
     const probe = await keepAlive(o.port);
     const client = await keepAlive(o.port);
+    const v2probe = await keepAlive(o.port);
+    const v2model = await keepAlive(o.port);
+    const modelReady = await concrete(o, '/v2/models/{name}/ready');
+    const modelVersionReady = await concrete(o, '/v2/models/{name}/versions/{version}/ready');
+    check('before the drain', 'GET', '/v2/health/ready', await v2probe.request('GET', '/v2/health/ready', [], null), 200);
+    check('before the drain', 'GET', modelReady, await v2model.request('GET', modelReady, [], null), 200);
     const before = await probe.request('GET', '/ready', [], null);
     check('before the drain', 'GET', '/ready', before, 200);
     check('before the drain', 'POST', '/predict',
@@ -446,8 +500,13 @@ async function main() {
     check('draining', 'GET', '/ready', await probe.request('GET', '/ready', [], null), 503);
     check('draining', 'POST', '/predict',
       await client.request('POST', '/predict', [['Content-Type', 'application/json']], '{"text": "Profit rose."}'), 503);
+    check('draining', 'GET', '/v2/health/ready', await v2probe.request('GET', '/v2/health/ready', [], null), 503);
+    // A 503 closes its connection: the versions form on a connection of its own.
+    check('draining', 'GET', modelReady, await v2model.request('GET', modelReady, [], null), 503);
     probe.close();
     client.close();
+    v2probe.close();
+    v2model.close();
   } finally {
     const rc = await stopDaemon(o);
     if (rc !== 0) fail(`the second daemon exited with ${rc}`);
@@ -463,7 +522,8 @@ async function main() {
   for (const { path: p, method, op } of operations)
     for (const status of Object.keys(op.responses)) {
       if (status === '500' || seen.has(`${p} ${method} ${status}`)) continue;
-      if (status === '503' && !(p === '/predict' && method === 'post') && !(p === '/ready' && method === 'get')) continue;
+      if (status === '503' && !(p === '/predict' && method === 'post') &&
+          !(['/ready', '/v2/health/ready', '/v2/models/{name}/ready'].includes(p) && method === 'get')) continue;
       missing.push(`${method.toUpperCase()} ${p} ${status}`);
     }
   if (missing.length) fail(`documented but never answered in this test: ${missing.join(', ')}`);
