@@ -2,7 +2,8 @@
 // ctest openapi_contract: the daemon answers as docs/openapi.json says.
 //
 // 1. The description covers the daemon: its paths are exactly the routes of http.c's route_of
-//    table (parsed from the source), so a route added without a description fails here; its error
+//    table, v2_path.c's templates and playground.c's files (parsed from the sources), so a route
+//    added without a description fails here; its error
 //    responses name exactly the (status, error_type) pairs of http.c's error_status table.
 // 2. Every response example in it validates against its schema (ajv, JSON Schema 2020-12, the
 //    dialect of OpenAPI 3.1; pinned in tests/npm/package.json).
@@ -110,6 +111,16 @@ if (!v2Table) {
 const v2Routes = [...v2Table[1].matchAll(/\{"(\/v2[^"]*)",\s*ROUTE_\w+\}/g)].map((m) => m[1]);
 if (v2Routes.length < 9) fail(`only ${v2Routes.length} templates parsed from v2_templates: ${v2Routes}`);
 routes.push(...v2Routes);
+// ... and the playground's files (src/server/playground.c), which exchange_new matches first.
+const pgSource = fs.readFileSync(path.join(root, 'src', 'server', 'playground.c'), 'utf8');
+const pgTable = pgSource.match(/paths\[N_FILES\] = \{([\s\S]*?)\};/);
+if (!pgTable) {
+  console.log('FAIL: the paths table not found in src/server/playground.c');
+  process.exit(1);
+}
+const pgRoutes = [...pgTable[1].matchAll(/"(\/[^"]*)"/g)].map((m) => m[1]);
+if (pgRoutes.length < 4) fail(`only ${pgRoutes.length} playground paths parsed: ${pgRoutes}`);
+routes.push(...pgRoutes);
 for (const r of routes) if (!doc.paths[r]) fail(`the daemon serves ${r}, which docs/openapi.json does not describe`);
 for (const p of Object.keys(doc.paths)) if (!routes.includes(p)) fail(`docs/openapi.json describes ${p}, which http.c's route_of does not serve`);
 
@@ -469,15 +480,19 @@ async function main() {
       if (d.log.includes(m)) fail(`the main daemon's log has a sanitizer report (${m}):\n${d.log.slice(-3000)}`);
   }
 
-  // A daemon without keys, with /metrics on its own port: the open API (the security scheme's
-  // empty alternative), /admin/reload's 404 and /metrics' 404 on --port.
-  const o = await startDaemon(['--metrics-port', '0']);
+  // A daemon without keys, with /metrics on its own port and --no-ui: the open API (the security
+  // scheme's empty alternative), /admin/reload's 404, /metrics' 404 on --port, the playground's 404.
+  const o = await startDaemon(['--metrics-port', '0', '--no-ui']);
   try {
     await exchange(o, 'no API key needed', 'POST', '/predict', { json: { texts: ['Profit rose.'] } }, 200);
     await exchange(o, 'no API key needed', 'POST', '/tokenize', { json: { inputs: 'Profit rose.' } }, 200);
     await exchange(o, 'no admin key', 'POST', '/admin/reload', { json: {} }, 404);
     await exchange(o, '/metrics on --port', 'GET', '/metrics', {}, 404);
     await exchange(o, '/metrics on --port', 'HEAD', '/metrics', {}, 404);
+    for (const p of pgRoutes) { // --no-ui
+      await exchange(o, 'no playground with --no-ui', 'GET', p, {}, 404);
+      await exchange(o, 'no playground with --no-ui', 'HEAD', p, {}, 404);
+    }
     if (o.metricsPort === null) fail('no metrics_port in the ready line');
     else await exchange(o, '/metrics on --metrics-port', 'GET', '/metrics', { port: o.metricsPort }, 200);
     // The drain: on connections kept alive from before SIGTERM, /ready is 503 draining and a
