@@ -11,6 +11,7 @@
 #include "server/config.h"
 #include "server/errors.h"
 #include "server/metrics.h"
+#include "server/prediction_table.h"
 #include "server/request.h"
 #include "server/served_model.h"
 #include "text/tokenizer.h"
@@ -28,6 +29,7 @@ struct infer_service {
     batcher *batcher;
     metrics *metrics;
     struct reloader *reloader; /* reload.h */
+    prediction_table *predictions; /* the recent predictions /feedback scores (--feedback-window) */
     int threads_per_worker; /* forward-pass threads of each compute worker */
     int cpus;               /* CPUs the workers share, and how that was decided (cpu_budget.h) */
     const char *cpu_source;
@@ -37,8 +39,10 @@ struct infer_service {
 typedef struct infer_call infer_call;
 
 /* A new call; t_arrived (monotonic seconds) is when the request arrived: the answer's
- * processing_time_ms counts from it. NULL when out of memory. Free it with infer_free. */
-infer_call *infer_new(const struct infer_service *s, double t_arrived);
+ * processing_time_ms counts from it. request_id (at most PREDICTION_ID_MAX characters, longer
+ * is cut) is the id the answer goes out under: its predictions are recorded under it for
+ * /feedback. NULL when out of memory. Free it with infer_free. */
+infer_call *infer_new(const struct infer_service *s, double t_arrived, const char *request_id);
 
 /* Parses body (len bytes, not NUL-terminated, rewritten in place and not kept) as route's body
  * (REQUEST_PREDICT or REQUEST_BATCH_PREDICT, request.h) and tokenizes every input. -1 with e:
@@ -56,7 +60,8 @@ int infer_submit(infer_call *c, void (*admitted)(void *arg), void (*done)(void *
 /* True once done has been called: the answer is ready. */
 bool infer_finished(const infer_call *c);
 
-/* The answer in the request's shape, after done; records the prediction metrics. NULL with e:
+/* The answer in the request's shape, after done; records the prediction metrics and each
+ * text's prediction in the service's prediction table. NULL with e:
  * ERROR_UNAVAILABLE when the job was cancelled (shutting down), ERROR_INTERNAL. */
 cJSON *infer_answer(infer_call *c, struct service_error *e);
 

@@ -11,7 +11,7 @@
 /* Routes are a closed set so that a scan of random URLs cannot grow the label space. */
 enum metrics_route {
     ROUTE_PREDICT, ROUTE_HEALTH, ROUTE_READY, ROUTE_INFO, ROUTE_METRICS, ROUTE_TOKENIZE, ROUTE_BATCH_PREDICT,
-    ROUTE_ADMIN_RELOAD, ROUTE_PLAYGROUND, ROUTE_OPENAPI,
+    ROUTE_ADMIN_RELOAD, ROUTE_FEEDBACK, ROUTE_PLAYGROUND, ROUTE_OPENAPI,
     /* KServe v2 (v2_path.h); the /versions/{version} forms count with these */
     ROUTE_V2_SERVER, ROUTE_V2_LIVE, ROUTE_V2_READY, ROUTE_V2_MODEL, ROUTE_V2_MODEL_READY, ROUTE_V2_INFER,
     ROUTE_OTHER, ROUTE_COUNT
@@ -61,6 +61,38 @@ void metrics_batch(void *m, int n_texts, int n_tokens, double seconds);
 /* A prediction of label (an index into the series' model's labels); one of a series dropped since
  * is not counted. */
 void metrics_prediction(metrics *m, struct metrics_series series, int label, double confidence);
+
+/* One answered text's drift signals: the share of its tokens (the [CLS]/[SEP] the model adds left
+ * out) that are [UNK], and whether it was truncated (bertserve_unk_token_share,
+ * bertserve_truncated_texts_total). */
+void metrics_text_drift(metrics *m, double unk_share, bool truncated);
+
+/* Feedback (POST /feedback, issue 21). The label space of bertserve_feedback_total is the
+ * labels of the series metrics tracks: a feedback names a label of the model version that
+ * made the prediction, or it is refused. */
+enum feedback_unmatched {
+    FEEDBACK_UNKNOWN_ID, /* no prediction with that request id in the window: never made, or forgotten */
+    FEEDBACK_BAD_LABEL,  /* not a label of the model version that made the prediction */
+    FEEDBACK_BAD_INDEX,  /* the request had fewer texts */
+    FEEDBACK_DUPLICATE,  /* the prediction already had a feedback: the first stands */
+    FEEDBACK_REASON_COUNT
+};
+const char *metrics_feedback_reason_name(enum feedback_unmatched r);
+
+/* The index of label among series' labels: -1 if it is none of them (then labels_out, if not
+ * NULL, receives them as "a, b, c", cut to cap bytes); -2 if the series was dropped since. */
+int metrics_label_index(metrics *m, struct metrics_series series, const char *label, char *labels_out, size_t cap);
+
+/* The names of a feedback's model version and labels as heap strings (free() them); actual
+ * may be -1 (*actual_name NULL then). -1 when the series was dropped or out of memory (all
+ * NULL). */
+int metrics_feedback_names(metrics *m, struct metrics_series series, int predicted, int actual, char **version,
+                           char **predicted_name, char **actual_name);
+
+/* One feedback matched: bertserve_feedback_total{predicted, actual, model_version}. */
+void metrics_feedback(metrics *m, struct metrics_series series, int predicted, int actual);
+/* One feedback not counted: bertserve_feedback_unmatched_total{reason}. */
+void metrics_feedback_unmatched(metrics *m, enum feedback_unmatched reason);
 
 /* The exposition as a heap string (free() it), *len its length; NULL when out of memory. */
 char *metrics_render(metrics *m, size_t *len);

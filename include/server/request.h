@@ -73,4 +73,27 @@ void predict_request_free(struct predict_request *req);
 int reload_request_parse(const char *body, size_t len, char model[RELOAD_MODEL_MAX + 1],
                          char version[RELOAD_VERSION_MAX + 1], struct service_error *e);
 
+/* POST /feedback's body (issue 21): one item {"request_id": "...", "label": "...", "index": i}
+ * ("index" optional, default 0), or a list of 1..max_items such items. request_id is 1-64
+ * characters of [A-Za-z0-9._:-] (the X-Request-Id rule: no other id is ever given), label a
+ * non-empty valid UTF-8 string without NUL, index an integer 0..2^31-1; any other key is refused
+ * (a misspelt "lable" would otherwise be lost). Strings point into root. */
+struct feedback_item {
+    const char *request_id, *label;
+    int index;
+};
+struct feedback_request {
+    cJSON *root;
+    bool is_list; /* a list answers per item; a lone object answers with its status */
+    int n;
+    struct feedback_item *items;
+};
+
+/* Parses body (len bytes, not NUL-terminated; its "\u0000" escapes are rewritten in place as
+ * predict_request_parse does). -1 with e: ERROR_INVALID_JSON, ERROR_VALIDATION (naming the item
+ * and the key), ERROR_INTERNAL. Free req with feedback_request_free. */
+int feedback_request_parse(char *body, size_t len, int max_items, struct feedback_request *req,
+                           struct service_error *e);
+void feedback_request_free(struct feedback_request *req);
+
 #endif

@@ -3,6 +3,7 @@
 #include "common/bs_error.h"
 #include "common/clock.h"
 #include "server/cors.h"
+#include "server/feedback.h"
 #include "server/header_deadline.h"
 #include "server/infer.h"
 #include "server/logger.h"
@@ -111,7 +112,7 @@ static const struct {
 static bool route_reads_body(enum metrics_route route)
 {
     return route == ROUTE_PREDICT || route == ROUTE_BATCH_PREDICT || route == ROUTE_TOKENIZE ||
-           route == ROUTE_ADMIN_RELOAD || route == ROUTE_V2_INFER;
+           route == ROUTE_ADMIN_RELOAD || route == ROUTE_V2_INFER || route == ROUTE_FEEDBACK;
 }
 
 /* The KServe v2 routes, whose errors are the protocol's {"error": "..."}. */
@@ -466,7 +467,7 @@ static void predict_done(void *arg)
 static enum MHD_Result predict_body_complete(struct exchange *r)
 {
     struct service_error e;
-    if (!(r->call = infer_new(r->srv->svc, r->t_start)))
+    if (!(r->call = infer_new(r->srv->svc, r->t_start, r->id)))
         return refuse(r, ERROR_INTERNAL, "out of memory");
     if (r->route == ROUTE_V2_INFER && !infer_v2_call_model_is(r->call, r->v2_name, r->v2_version)) {
         body_free(r);
@@ -489,6 +490,17 @@ static enum MHD_Result tokenize_body_complete(struct exchange *r)
 {
     struct service_error e;
     cJSON *answer = tokenize_answer(r->srv->svc, r->body, r->len, &e);
+    body_free(r);
+    if (!answer)
+        return respond_error(r, &e);
+    return respond_json(r, MHD_HTTP_OK, answer, NULL, NULL);
+}
+
+/* /feedback: matched against the recent predictions on the connection's thread (feedback.h). */
+static enum MHD_Result feedback_body_complete(struct exchange *r)
+{
+    struct service_error e;
+    cJSON *answer = feedback_answer(r->srv->svc, r->body, r->len, &e);
     body_free(r);
     if (!answer)
         return respond_error(r, &e);
@@ -564,7 +576,7 @@ static enum metrics_route route_of(const char *url)
     } routes[] = {{"/predict", ROUTE_PREDICT},   {"/health", ROUTE_HEALTH},   {"/ready", ROUTE_READY},
                   {"/info", ROUTE_INFO},         {"/metrics", ROUTE_METRICS}, {"/tokenize", ROUTE_TOKENIZE},
                   {"/batch_predict", ROUTE_BATCH_PREDICT}, {"/admin/reload", ROUTE_ADMIN_RELOAD},
-                  {"/openapi.json", ROUTE_OPENAPI}};
+                  {"/openapi.json", ROUTE_OPENAPI}, {"/feedback", ROUTE_FEEDBACK}};
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (!strcmp(url, routes[i].path))
             return routes[i].route;
@@ -864,6 +876,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (r->route == ROUTE_TOKENIZE)
         return tokenize_body_complete(r);
+    if (r->route == ROUTE_FEEDBACK)
+        return feedback_body_complete(r);
     if (r->route == ROUTE_ADMIN_RELOAD)
         return !r->reload ? reload_body_complete(r)
                           : atomic_load(&r->reload->finished) ? reload_answer(r) : MHD_YES;

@@ -11,13 +11,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct infer_call {
     const struct infer_service *svc;
     served_model *m; /* the model served when the call arrived, held until infer_free */
     struct predict_request req; /* the parsed body (request.h) */
     double t_arrived, tokenize_s;
+    char request_id[PREDICTION_ID_MAX + 1];
     int *tokens;     /* per input, after truncation */
+    float *unk_share; /* per input: [UNK] among its tokens, [CLS]/[SEP] left out */
     bool *truncated; /* per input */
     bool submitted;
     atomic_bool finished; /* set by the worker before it calls done */
@@ -34,16 +37,32 @@ static int alloc_outputs(infer_call *c, struct service_error *e)
     struct job *j = &c->job;
     c->tokens = calloc((size_t)n, sizeof *c->tokens);
     c->truncated = calloc((size_t)n, sizeof *c->truncated);
+    c->unk_share = calloc((size_t)n, sizeof *c->unk_share);
     j->lens = calloc((size_t)n, sizeof *j->lens);
     j->logits = calloc((size_t)n * (size_t)c->m->model->cfg.n_labels, sizeof *j->logits);
-    if (!c->tokens || !c->truncated || !j->lens || !j->logits)
+    if (!c->tokens || !c->truncated || !c->unk_share || !j->lens || !j->logits)
         return service_fail(e, ERROR_INTERNAL, "out of memory");
     j->n_seqs = n;
     return 0;
 }
 
-/* Tokenizes input i into the job's packed arrays. where names it in messages. */
-static int tokenize_input(infer_call *c, int i, const char *where, encoding *enc, struct service_error *e)
+/* The share of enc's tokens that are unk_id, the special tokens the model adds left out. */
+static float unk_share(const encoding *enc, int unk_id)
+{
+    int words = 0, unknown = 0;
+    for (int k = 0; k < enc->n; k++) {
+        if (enc->spans[k].special)
+            continue;
+        words++;
+        unknown += enc->ids[k] == unk_id;
+    }
+    return words ? (float)unknown / (float)words : 0.0f;
+}
+
+/* Tokenizes input i into the job's packed arrays. where names it in messages; unk_id is the
+ * vocabulary's [UNK] (-1: none). */
+static int tokenize_input(infer_call *c, int i, const char *where, int unk_id, encoding *enc,
+                          struct service_error *e)
 {
     const served_model *m = c->m;
     const struct predict_request *q = &c->req;
@@ -64,6 +83,7 @@ static int tokenize_input(infer_call *c, int i, const char *where, encoding *enc
     c->job.lens[i] = enc->n;
     c->tokens[i] = enc->n;
     c->truncated[i] = enc->truncated;
+    c->unk_share[i] = unk_id >= 0 ? unk_share(enc, unk_id) : 0.0f;
     return 0;
 }
 
@@ -79,23 +99,26 @@ static int tokenize_inputs(infer_call *c, struct service_error *e)
     bool indexed = q->shape == SHAPE_TEXTS || q->shape == SHAPE_TEI_BATCH || q->shape == SHAPE_V2;
     encoding enc = {0};
     int rc = 0;
+    /* The tokenizer maps unknown words to its unk_token, [UNK] in every BERT vocabulary we serve. */
+    int unk_id = vocab_find(tokenizer_vocab(c->m->tok), false, "[UNK]", 5);
     for (int i = 0; i < q->n && rc == 0; i++) {
         char where[48];
         if (indexed)
             snprintf(where, sizeof where, "%s[%d]", what, i);
         else
             snprintf(where, sizeof where, "%s", what);
-        rc = tokenize_input(c, i, where, &enc, e);
+        rc = tokenize_input(c, i, where, unk_id, &enc, e);
     }
     encoding_free(&enc);
     return rc;
 }
 
-infer_call *infer_new(const struct infer_service *s, double t_arrived)
+infer_call *infer_new(const struct infer_service *s, double t_arrived, const char *request_id)
 {
     infer_call *c = calloc(1, sizeof *c);
     if (c) {
         c->svc = s;
+        snprintf(c->request_id, sizeof c->request_id, "%s", request_id);
         c->m = model_slot_acquire(s->models);
         c->t_arrived = t_arrived;
     }
@@ -292,6 +315,20 @@ static cJSON *v2_answer(const infer_call *c, cJSON *labels, cJSON *probs)
     return o;
 }
 
+/* Input i's prediction into the table /feedback scores against (never its text). */
+static void record_prediction(const infer_call *c, int i, int best, float confidence)
+{
+    if (!c->svc->predictions)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct prediction p = {.index = i, .n_texts = c->req.n, .predicted = best, .actual = -1,
+                           .confidence = confidence, .time = (double)now.tv_sec + now.tv_nsec * 1e-9,
+                           .series = c->m->series};
+    memcpy(p.request_id, c->request_id, sizeof p.request_id);
+    prediction_table_record(c->svc->predictions, &p);
+}
+
 cJSON *infer_answer(infer_call *c, struct service_error *e)
 {
     const struct infer_service *s = c->svc;
@@ -325,7 +362,9 @@ cJSON *infer_answer(infer_call *c, struct service_error *e)
             return NULL;
         }
         metrics_text(s->metrics, c->tokens[i]);
+        metrics_text_drift(s->metrics, c->unk_share[i], c->truncated[i]);
         metrics_prediction(s->metrics, c->m->series, best, probs[best]);
+        record_prediction(c, i, best, probs[best]);
         if (shape == SHAPE_V2) {
             cJSON_AddItemToArray(v2_labels, cJSON_CreateString(m->cfg.labels[best]));
             for (int k = 0; k < m->cfg.n_labels; k++)
@@ -390,6 +429,7 @@ void infer_free(infer_call *c)
     predict_request_free(&c->req);
     free(c->tokens);
     free(c->truncated);
+    free(c->unk_share);
     packed_tokens_free(&c->job.tokens);
     free(c->job.lens);
     free(c->job.logits);
@@ -452,6 +492,7 @@ cJSON *infer_describe(const struct infer_service *s)
     cJSON_AddNumberToObject(o, "cpus", s->cpus);
     cJSON_AddStringToObject(o, "cpu_source", s->cpu_source ? s->cpu_source : "");
     cJSON_AddNumberToObject(o, "max_texts", cfg->max_texts);
+    cJSON_AddNumberToObject(o, "feedback_window", cfg->feedback_window);
     cJSON_AddNumberToObject(o, "max_body_bytes", (double)cfg->max_body_bytes);
     cJSON_AddNumberToObject(o, "max_concurrent_requests", cfg->max_concurrent_requests);
     cJSON_AddNumberToObject(o, "max_batch_tokens", cfg->max_batch_tokens);

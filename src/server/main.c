@@ -68,6 +68,7 @@ struct daemon {
     model_slot models;
     bool serving;        /* models holds a model */
     metrics *metrics;
+    prediction_table *predictions; /* what /feedback scores */
     batcher *batcher;
     struct infer_service svc;
     struct cpu_budget cpus;
@@ -121,6 +122,8 @@ static int start_serving(struct daemon *d, char *err)
         threads_per_worker = 1;
     if (!(d->metrics = metrics_create(config_version())))
         return bs_fail(err, "out of memory");
+    if (!(d->predictions = prediction_table_create(cfg->feedback_window)))
+        return bs_fail(err, "out of memory for --feedback-window %d", cfg->feedback_window);
     struct batcher_settings bs = {
         .n_workers = cfg->workers,
         .threads_per_worker = threads_per_worker,
@@ -144,6 +147,7 @@ static int start_serving(struct daemon *d, char *err)
         return -1;
     d->svc.cfg = cfg;
     d->svc.metrics = d->metrics;
+    d->svc.predictions = d->predictions;
     model_slot_init(&d->models, NULL);
     d->svc.models = &d->models;
     served_model *none;
@@ -265,6 +269,7 @@ static void stop_daemon(struct daemon *d)
         model_slot_free(&d->models);
     served_model_release(d->first);
     served_model_release(d->warming);
+    prediction_table_free(d->predictions);
     metrics_free(d->metrics);
     close(d->signal_pipe[0]);
     close(d->signal_pipe[1]);

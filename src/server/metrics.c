@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 static const char *route_names[ROUTE_COUNT] = {"/predict", "/health",   "/ready",        "/info",
-                                               "/metrics", "/tokenize", "/batch_predict", "/admin/reload",
+                                               "/metrics", "/tokenize", "/batch_predict", "/admin/reload", "/feedback",
                                                "playground", "/openapi.json", "/v2", "/v2/health/live",
                                                "/v2/health/ready", "/v2/models/{name}", "/v2/models/{name}/ready",
                                                "/v2/models/{name}/infer", "other"};
@@ -42,6 +42,9 @@ static const double seconds_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02
 static const double tokens_bounds[] = {4, 8, 16, 32, 64, 128, 256, 384, 512, 1024};
 static const double texts_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
 static const double batch_tokens_bounds[] = {16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384};
+/* Shares of [UNK] per text: most texts have none (le="0"); a few in a hundred is ordinary
+ * noise (rare symbols), a tenth and beyond means another language or alphabet. */
+static const double unk_share_bounds[] = {0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1};
 static const double confidence_bounds[] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99};
 #define N(a) (int)(sizeof a / sizeof a[0])
 
@@ -59,6 +62,7 @@ struct model_series {
     int n_labels;
     char **labels;
     uint64_t *predictions;
+    uint64_t *feedback; /* n_labels x n_labels: [predicted * n_labels + actual] */
     unsigned gen; /* 0: an empty slot */
 };
 
@@ -67,6 +71,9 @@ struct metrics {
     struct code_count requests[ROUTE_COUNT][N_METHODS][MAX_CODES];
     struct histogram duration[ROUTE_COUNT];
     struct histogram queue, tokenize, inference, tokens, texts, confidence;
+    struct histogram unk_share;
+    uint64_t truncated_texts;
+    uint64_t feedback_unmatched[FEEDBACK_REASON_COUNT];
     struct histogram batch_texts, batch_tokens, batch_seconds;
     struct model_series series[MAX_MODEL_SERIES];
     unsigned next_gen;
@@ -153,6 +160,7 @@ metrics *metrics_create(const char *version)
     hist_init(&m->tokens, tokens_bounds, N(tokens_bounds));
     hist_init(&m->texts, texts_bounds, N(texts_bounds));
     hist_init(&m->confidence, confidence_bounds, N(confidence_bounds));
+    hist_init(&m->unk_share, unk_share_bounds, N(unk_share_bounds));
     hist_init(&m->batch_texts, texts_bounds, N(texts_bounds));
     hist_init(&m->batch_tokens, batch_tokens_bounds, N(batch_tokens_bounds));
     hist_init(&m->batch_seconds, seconds_bounds, N(seconds_bounds));
@@ -172,6 +180,7 @@ static void series_free(struct model_series *s)
         free(s->labels[k]);
     free(s->labels);
     free(s->predictions);
+    free(s->feedback);
     free(s->version);
     memset(s, 0, sizeof *s);
 }
@@ -183,7 +192,8 @@ static int series_init(struct model_series *s, const bert_config *labels, const 
     s->version = strdup(version);
     s->labels = calloc((size_t)labels->n_labels, sizeof *s->labels);
     s->predictions = calloc((size_t)labels->n_labels, sizeof *s->predictions);
-    bool ok = s->version && s->labels && s->predictions;
+    s->feedback = calloc((size_t)labels->n_labels * (size_t)labels->n_labels, sizeof *s->feedback);
+    bool ok = s->version && s->labels && s->predictions && s->feedback;
     for (int k = 0; ok && k < labels->n_labels; k++)
         ok = (s->labels[k] = strdup(labels->labels[k])) != NULL;
     s->gen = gen;
@@ -337,6 +347,87 @@ void metrics_prediction(metrics *m, struct metrics_series series, int label, dou
     pthread_mutex_unlock(&m->lock);
 }
 
+void metrics_text_drift(metrics *m, double unk_share, bool truncated)
+{
+    pthread_mutex_lock(&m->lock);
+    hist_observe(&m->unk_share, unk_share);
+    m->truncated_texts += truncated;
+    pthread_mutex_unlock(&m->lock);
+}
+
+static const char *feedback_reasons[FEEDBACK_REASON_COUNT] = {"unknown_id", "bad_label", "bad_index", "duplicate"};
+
+const char *metrics_feedback_reason_name(enum feedback_unmatched r)
+{
+    return feedback_reasons[r];
+}
+
+/* Under the lock: the series a handle names, or NULL if it was dropped since. */
+static struct model_series *series_of(metrics *m, struct metrics_series series)
+{
+    if (series.slot < 0 || series.slot >= MAX_MODEL_SERIES)
+        return NULL;
+    struct model_series *s = &m->series[series.slot];
+    return s->gen && s->gen == series.gen ? s : NULL;
+}
+
+int metrics_label_index(metrics *m, struct metrics_series series, const char *label, char *labels_out, size_t cap)
+{
+    pthread_mutex_lock(&m->lock);
+    struct model_series *s = series_of(m, series);
+    int found = s ? -1 : -2;
+    for (int k = 0; s && k < s->n_labels && found < 0; k++)
+        if (!strcmp(s->labels[k], label))
+            found = k;
+    if (found == -1 && labels_out && cap) {
+        size_t used = 0;
+        labels_out[0] = '\0';
+        for (int k = 0; k < s->n_labels && used < cap; k++) {
+            int n = snprintf(labels_out + used, cap - used, "%s%s", k ? ", " : "", s->labels[k]);
+            used += n > 0 ? (size_t)n : 0;
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    return found;
+}
+
+int metrics_feedback_names(metrics *m, struct metrics_series series, int predicted, int actual, char **version,
+                           char **predicted_name, char **actual_name)
+{
+    *version = *predicted_name = *actual_name = NULL;
+    pthread_mutex_lock(&m->lock);
+    struct model_series *s = series_of(m, series);
+    bool ok = s && predicted >= 0 && predicted < s->n_labels && actual < s->n_labels;
+    if (ok) {
+        *version = strdup(s->version);
+        *predicted_name = strdup(s->labels[predicted]);
+        *actual_name = actual >= 0 ? strdup(s->labels[actual]) : NULL;
+        ok = *version && *predicted_name && (actual < 0 || *actual_name);
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (!ok) {
+        free(*version), free(*predicted_name), free(*actual_name);
+        *version = *predicted_name = *actual_name = NULL;
+    }
+    return ok ? 0 : -1;
+}
+
+void metrics_feedback(metrics *m, struct metrics_series series, int predicted, int actual)
+{
+    pthread_mutex_lock(&m->lock);
+    struct model_series *s = series_of(m, series);
+    if (s && predicted >= 0 && predicted < s->n_labels && actual >= 0 && actual < s->n_labels)
+        s->feedback[predicted * s->n_labels + actual]++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_feedback_unmatched(metrics *m, enum feedback_unmatched reason)
+{
+    pthread_mutex_lock(&m->lock);
+    m->feedback_unmatched[reason]++;
+    pthread_mutex_unlock(&m->lock);
+}
+
 /* ---- exposition ------------------------------------------------------------------- */
 
 /* The exposition being written. After the first failed put the rest are skipped, and
@@ -436,6 +527,37 @@ static void put_process(struct out *o, double start_time)
     put(o, "process_start_time_seconds %.2f\n", start_time);
 }
 
+/* Under the lock: the input drift signals and the feedback series. Every (predicted, actual)
+ * pair of every tracked version is present from the start, so that rate() and increase() see
+ * a cell's first feedback (a series born at 1 would count 0). */
+static void put_drift_and_feedback(struct out *o, const metrics *m)
+{
+    put_header(o, "bertserve_unk_token_share", "histogram",
+               "Share of a text's tokens that are [UNK] ([CLS]/[SEP] left out), per answered text.");
+    put_histogram(o, "bertserve_unk_token_share", "", &m->unk_share);
+    put_header(o, "bertserve_truncated_texts_total", "counter", "Answered texts cut to the model's token limit.");
+    put(o, "bertserve_truncated_texts_total %llu\n", (unsigned long long)m->truncated_texts);
+    put_header(o, "bertserve_feedback_total", "counter",
+               "Feedbacks matched to a prediction, by predicted label, actual label and model version.");
+    for (int i = 0; i < MAX_MODEL_SERIES; i++) {
+        const struct model_series *s = &m->series[i];
+        for (int p = 0; s->gen && p < s->n_labels; p++)
+            for (int a = 0; a < s->n_labels; a++) {
+                put(o, "bertserve_feedback_total{predicted=");
+                put_label_value(o, s->labels[p]);
+                put(o, ",actual=");
+                put_label_value(o, s->labels[a]);
+                put(o, ",model_version=");
+                put_label_value(o, s->version);
+                put(o, "} %llu\n", (unsigned long long)s->feedback[p * s->n_labels + a]);
+            }
+    }
+    put_header(o, "bertserve_feedback_unmatched_total", "counter", "Feedbacks not counted, by reason.");
+    for (int r = 0; r < FEEDBACK_REASON_COUNT; r++)
+        put(o, "bertserve_feedback_unmatched_total{reason=\"%s\"} %llu\n", feedback_reasons[r],
+            (unsigned long long)m->feedback_unmatched[r]);
+}
+
 char *metrics_render(metrics *m, size_t *len)
 {
     struct out o = {.oom = false};
@@ -482,6 +604,7 @@ char *metrics_render(metrics *m, size_t *len)
     put_header(&o, "bertserve_prediction_confidence", "histogram",
                "Probability of the predicted label, per returned prediction.");
     put_histogram(&o, "bertserve_prediction_confidence", "", &m->confidence);
+    put_drift_and_feedback(&o, m);
     put_header(&o, "bertserve_requests_in_flight", "gauge", "HTTP requests being handled right now.");
     put(&o, "bertserve_requests_in_flight %ld\n", m->in_flight);
     put_header(&o, "bertserve_queue_depth", "gauge", "/predict jobs waiting for or running on a compute worker.");

@@ -3,6 +3,10 @@
 #include "server/model_version.h"
 
 #include "common/json_text.h"
+#include "text/utf8.h"
+
+#include <ctype.h>
+#include <math.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -396,5 +400,86 @@ void predict_request_free(struct predict_request *req)
     cJSON_Delete(req->root);
     free(req->texts);
     free(req->pairs);
+    memset(req, 0, sizeof *req);
+}
+
+/* ---- POST /feedback ------------------------------------------------------------------------ */
+
+static bool is_request_id(const char *s)
+{
+    size_t n = strlen(s);
+    bool ok = n > 0 && n <= 64;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)s[i]) || strchr("-_.:", s[i]);
+    return ok;
+}
+
+/* One item of a feedback body; where names it in messages ("the body" or "item 3"). */
+static int feedback_item_parse(const cJSON *o, const char *where, struct feedback_item *it, struct service_error *e)
+{
+    if (!cJSON_IsObject(o))
+        return service_fail(e, ERROR_VALIDATION,
+                            "%s must be an object {\"request_id\": ..., \"label\": ..., \"index\": i}", where);
+    for (const cJSON *k = o->child; k; k = k->next)
+        if (strcmp(k->string, "request_id") && strcmp(k->string, "label") && strcmp(k->string, "index"))
+            return service_fail(e, ERROR_VALIDATION,
+                                "%s: unknown key (only \"request_id\", \"label\" and \"index\")", where);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "request_id");
+    const cJSON *label = cJSON_GetObjectItemCaseSensitive(o, "label");
+    const cJSON *index = cJSON_GetObjectItemCaseSensitive(o, "index");
+    if (!cJSON_IsString(id) || !is_request_id(id->valuestring))
+        return service_fail(e, ERROR_VALIDATION,
+                            "%s: \"request_id\" must be the X-Request-Id of a prediction (1-64 characters of "
+                            "[A-Za-z0-9._:-])",
+                            where);
+    if (!cJSON_IsString(label) || !label->valuestring[0])
+        return service_fail(e, ERROR_VALIDATION, "%s: \"label\" must be a non-empty string", where);
+    size_t n = strlen(label->valuestring);
+    if (utf8_validate(label->valuestring, n) != n)
+        return service_fail(e, ERROR_VALIDATION, "%s: \"label\" is not valid UTF-8", where);
+    if (index && (!cJSON_IsNumber(index) || !isfinite(index->valuedouble) || index->valuedouble < 0 ||
+                  index->valuedouble > 2147483647.0 || floor(index->valuedouble) != index->valuedouble))
+        return service_fail(e, ERROR_VALIDATION, "%s: \"index\" must be an integer >= 0", where);
+    it->request_id = id->valuestring;
+    it->label = label->valuestring;
+    it->index = index ? (int)index->valuedouble : 0;
+    return 0;
+}
+
+int feedback_request_parse(char *body, size_t len, int max_items, struct feedback_request *req,
+                           struct service_error *e)
+{
+    memset(req, 0, sizeof *req);
+    struct predict_request json = {0};
+    if (len == 0)
+        return service_fail(e, ERROR_INVALID_JSON, "the request body is empty; send {\"request_id\", \"label\"}");
+    json_replace_nul_escapes(body, len); /* a "\u0000" would cut a C string short: U+FFFD */
+    int rc = parse_json(&json, body, len, e);
+    req->root = json.root;
+    if (rc) {
+        feedback_request_free(req);
+        return -1;
+    }
+    req->is_list = cJSON_IsArray(req->root);
+    req->n = req->is_list ? cJSON_GetArraySize(req->root) : 1;
+    if (req->is_list && (req->n < 1 || req->n > max_items))
+        rc = service_fail(e, ERROR_VALIDATION, "a feedback list holds 1 to %d items, not %d", max_items, req->n);
+    else if (!(req->items = calloc((size_t)req->n, sizeof *req->items)))
+        rc = service_fail(e, ERROR_INTERNAL, "out of memory");
+    const cJSON *o = req->is_list ? req->root->child : req->root;
+    for (int i = 0; rc == 0 && i < req->n; i++, o = o->next) {
+        char where[32];
+        snprintf(where, sizeof where, req->is_list ? "item %d" : "the body", i);
+        rc = feedback_item_parse(o, where, &req->items[i], e);
+    }
+    if (rc)
+        feedback_request_free(req);
+    return rc;
+}
+
+void feedback_request_free(struct feedback_request *req)
+{
+    cJSON_Delete(req->root);
+    free(req->items);
     memset(req, 0, sizeof *req);
 }

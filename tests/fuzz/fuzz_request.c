@@ -1,5 +1,5 @@
 /* Fuzz target: the request body parser and validator (request.h) on arbitrary bodies, each
- * parsed as every route's (/predict, /batch_predict, /tokenize, the v2 protocol's infer). The body is a heap copy of exactly the input's
+ * parsed as every route's (/predict, /batch_predict, /tokenize, the v2 protocol's infer, /feedback). The body is a heap copy of exactly the input's
  * size and not NUL-terminated, as the daemon hands it over, so a read past its end is caught. A small max_texts (8) puts the limit within reach.
  * Checks: success gives 1..max_texts NUL-terminated inputs matching the shape, from a body with
  * no raw control byte in a string and nothing after its JSON value; failure gives one of the
@@ -83,8 +83,44 @@ static void parse_as(const uint8_t *data, size_t size, enum request_route route)
     free(body);
 }
 
+/* One parse as a POST /feedback body: success gives 1..MAX_TEXTS items (one unless a list),
+ * each with a request id of the X-Request-Id alphabet, a non-empty NUL-free label and an index
+ * >= 0; failure one of the parser's kinds with a message, nothing allocated. */
+static void parse_feedback(const uint8_t *data, size_t size)
+{
+    char *body = size ? malloc(size) : NULL;
+    FUZZ_ASSERT(!size || body, "out of memory");
+    if (size)
+        memcpy(body, data, size);
+    struct feedback_request req;
+    struct service_error e;
+    if (feedback_request_parse(body, size, MAX_TEXTS, &req, &e) != 0) {
+        FUZZ_ASSERT(e.kind == ERROR_INVALID_JSON || e.kind == ERROR_VALIDATION || e.kind == ERROR_INTERNAL, "kind %d",
+                    (int)e.kind);
+        FUZZ_ASSERT(e.msg[0], "error without a message");
+        FUZZ_ASSERT(!req.root && !req.items && req.n == 0, "a failed parse left a request");
+        free(body);
+        return;
+    }
+    FUZZ_ASSERT(req.root && req.n >= 1 && req.n <= MAX_TEXTS && (req.is_list || req.n == 1), "n %d", req.n);
+    FUZZ_ASSERT(json_raw_control_byte((const char *)data, size) == size, "a raw control byte was accepted");
+    for (int i = 0; i < req.n; i++) {
+        const struct feedback_item *it = &req.items[i];
+        size_t n = strlen(it->request_id);
+        FUZZ_ASSERT(n >= 1 && n <= 64 && strspn(it->request_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                                "0123456789-_.:") == n,
+                    "request id \"%s\"", it->request_id);
+        FUZZ_ASSERT(it->label && it->label[0], "empty label");
+        FUZZ_ASSERT(it->index >= 0, "index %d", it->index);
+    }
+    feedback_request_free(&req);
+    FUZZ_ASSERT(!req.root && !req.items && req.n == 0, "freed request is empty");
+    free(body);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    parse_feedback(data, size);
     parse_as(data, size, REQUEST_PREDICT);
     parse_as(data, size, REQUEST_BATCH_PREDICT);
     parse_as(data, size, REQUEST_TOKENIZE);

@@ -37,6 +37,7 @@ ONLY_IN = {
         "src/server/infer.c",
         "include/server/tokenize.h",  # /tokenize's answer
         "src/server/tokenize.c",
+        "include/server/feedback.h",  # /feedback's answer
         "src/server/http.c",
         "include/server/logger.h",  # log lines are JSON objects
         "src/cli/cli.c",  # the CLI's JSON lines
