@@ -59,7 +59,7 @@ static const struct option_spec specs[] = {
      OFF(metrics_port), -1, 65535},
     {"--max-texts", "BERTSERVE_MAX_TEXTS", "N", "texts (or pairs) per request", INT, OFF(max_texts), 1, 100000},
     {"--feedback-window", "BERTSERVE_FEEDBACK_WINDOW", "N",
-     "recent predictions (texts) POST /feedback can score; each costs 128 bytes, held from startup", INT,
+     "recent predictions (texts) POST /feedback can score; 120-128 bytes each (12.5 MB at 100000), held from startup", INT,
      OFF(feedback_window), 1, 100000000},
     {"--max-body-bytes", "BERTSERVE_MAX_BODY_BYTES", "N", "largest request body (413 beyond)", LONG,
      OFF(max_body_bytes), 2, 1L << 30},
