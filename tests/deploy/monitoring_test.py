@@ -10,6 +10,9 @@
    every rule and Grafana dashboard query runs without error and the dashboard's return data.
  - Every metric the rules and the dashboard use is in the daemon's real /metrics (and in
    Prometheus), apart from the named few that come from Prometheus or kube-state-metrics.
+ - Feedback end to end: predictions under known request ids, feedback for each with a known
+   right or wrong label; the accuracy recording rule and the diagonal PromQL computed from the
+   scrape equal the accuracy of the feedback sent.
 usage: monitoring_test.py BUILD_DIR WORK_DIR (WORK_DIR holds the *.json monitoring_test.sh wrote)"""
 import json
 import os
@@ -44,14 +47,14 @@ EXTERNAL = {
 alerts = [r["alert"] for g in rules_doc["groups"] for r in g["rules"] if "alert" in r]
 records = {r["record"] for g in rules_doc["groups"] for r in g["rules"] if "record" in r}
 fires, silent = set(), set()
-for f in ("alerts_test.json", "alerts_drift_test.json"):
+for f in ("alerts_test.json", "alerts_drift_test.json", "alerts_feedback_test.json"):
     for t in load(f)["tests"]:
         for a in t.get("alert_rule_test", []):
             (fires if a.get("exp_alerts") else silent if t.get("input_series") else set()).add(a["alertname"])
 for a in alerts:
     check(a in fires, f"alert {a} has no unit test where it fires")
     check(a in silent, f"alert {a} has no unit test where it stays silent on a healthy series")
-check(len(alerts) >= 5, f"only {len(alerts)} alerts")
+check(len(alerts) >= 8, f"only {len(alerts)} alerts")
 print(f"unit tests: {len(alerts)} alerts, each with a firing and a silent case")
 
 
@@ -82,12 +85,13 @@ for v in dashboard["templating"]["list"]:
         dash_exprs.append((f"variable {v['name']}", m.group(1) if m else q))
 check(len(dash_exprs) >= 12, f"only {len(dash_exprs)} dashboard queries")
 for title in ("Request rate", "latency", "Error ratio", "Label mix", "Confidence", "Batch size", "Queue depth",
-              "CPU", "Memory", "Replicas"):
+              "CPU", "Memory", "Replicas", "Accuracy", "Confusion matrix", "Feedback rate", "Unknown-token",
+              "Truncated"):
     check(any(title.lower() in p["title"].lower() for p in dashboard["panels"]), f"no dashboard panel on {title}")
 
 
 def grafana_to_promql(expr):
-    return expr.replace("$__rate_interval", "1m").replace("$namespace", ".*")
+    return expr.replace("$__rate_interval", "1m").replace("$__range", "1h").replace("$namespace", ".*")
 
 
 # --- the daemon and a real Prometheus ------------------------------------------------------------
@@ -194,6 +198,21 @@ try:
     for _ in range(8):
         d.predict({"texts": texts})
         time.sleep(0.5)
+    # Feedback with known right and wrong answers, sent once Prometheus has scraped every
+    # feedback cell at 0 (so increase() extrapolates every cell alike and the ratio is exact).
+    sent_right = sent_wrong = 0
+    labels_of = ["positive", "negative", "neutral"]
+    for k in range(20):
+        rid = f"e2e-{k}"
+        status, _, body = d.request("POST", "/predict", {"text": texts[k % len(texts)]}, {"X-Request-Id": rid})
+        predicted = json.loads(body)["prediction"]
+        right = k % 3 != 0  # 13 right, 7 wrong
+        actual = predicted if right else labels_of[(labels_of.index(predicted) + 1) % 3]
+        status, _, body = d.request("POST", "/feedback", {"request_id": rid, "label": actual})
+        if check(status == 200 and json.loads(body)["correct"] == right, f"feedback {rid}: {status} {body[:200]}"):
+            sent_right += right
+            sent_wrong += not right
+    want = sent_right / (sent_right + sent_wrong)
     rules = []
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -225,6 +244,22 @@ try:
     check(not empty, f"dashboard queries without data on live traffic: {empty}")
     shares = query("namespace_label:bertserve_prediction_share:rate1h")["data"]["result"]
     check(shares and all(s["metric"].get("namespace") == "ci" for s in shares), f"label share series: {shares}")
+    accuracy = None
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        res = query('namespace:bertserve_feedback_accuracy:ratio1h{namespace="ci"}')["data"]["result"]
+        total = query('sum(bertserve_feedback_total{namespace="ci"})')["data"]["result"]
+        if res and total and float(total[0]["value"][1]) == sent_right + sent_wrong:
+            accuracy = float(res[0]["value"][1])
+            if abs(accuracy - want) < 1e-9:
+                break
+        time.sleep(0.5)
+    check(accuracy is not None and abs(accuracy - want) < 1e-9,
+          f"accuracy from the scrape {accuracy}, feedback sent {sent_right}/{sent_right + sent_wrong} = {want}")
+    diag = query('sum(bertserve_feedback_total{namespace="ci"} and label_replace(group without (predicted) '
+                 '(bertserve_feedback_total{namespace="ci"}), "predicted", "$1", "actual", "(.*)"))')["data"]["result"]
+    check(diag and float(diag[0]["value"][1]) == sent_right, f"the diagonal PromQL: {diag}, want {sent_right}")
+    print(f"prometheus: feedback accuracy {accuracy} from the scrape = {sent_right}/{sent_right + sent_wrong} sent")
     for n in daemon_used:
         res = query(f'count({{__name__="{n}"}})')["data"]["result"]
         check(res and float(res[0]["value"][1]) > 0, f"Prometheus has no {n} series from the scrape")
