@@ -11,11 +11,15 @@
   - bertserve_feedback_total{predicted,actual,model_version} and
     bertserve_feedback_unmatched_total{reason} count exactly what was sent;
     bertserve_unk_token_share and bertserve_truncated_texts_total move with [UNK]s and cut texts;
+  - across a reload to a model with other labels, a feedback is scored against the labels of
+    the version that made the prediction, and counted under that version;
   - --api-key guards it; the daemon keeps serving after every refusal.
 usage: feedback_test.py BUILD_DIR"""
 import json
 import os
+import shutil
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 from daemon_support import Daemon, metric_values  # noqa: E402
@@ -180,6 +184,38 @@ status, _, got = post(d, "/predict", {"text": "Profit rose."})
 check(status == 200, "still serving")
 check(d.stop() == 0, "exit status")
 check(not d.sanitizer_reports(), f"sanitizer reports: {d.sanitizer_reports()}")
+
+# A reload to tiny-bert relabelled bullish/bearish/flat: the old prediction keeps its labels.
+work = tempfile.mkdtemp(prefix="bertserve-feedback-")
+relabelled = os.path.join(work, "relabelled")
+os.makedirs(relabelled)
+for f in os.listdir(tiny):
+    if f != "config.json":
+        os.symlink(os.path.join(tiny, f), os.path.join(relabelled, f))
+cfg = json.load(open(os.path.join(tiny, "config.json")))
+cfg["id2label"] = {"0": "bullish", "1": "bearish", "2": "flat"}
+cfg["label2id"] = {v: int(k) for k, v in cfg["id2label"].items()}
+json.dump(cfg, open(os.path.join(relabelled, "config.json"), "w"))
+ADMIN = {"Authorization": "Bearer admin-7"}
+r = Daemon(build, tiny, "--model-version", "v1", "--admin-key", "admin-7")
+status, _, old = post(r, "/predict", {"text": "Profit rose."}, {"X-Request-Id": "before-reload"})
+status, _, got = post(r, "/admin/reload", {"model": relabelled, "version": "v2"}, ADMIN)
+check(status == 200 and got.get("model_version") == "v2", f"reload: {status} {got}")
+status, _, new = post(r, "/predict", {"text": "Profit rose."}, {"X-Request-Id": "after-reload"})
+check(status == 200 and new["prediction"] in ("bullish", "bearish", "flat"), f"new labels: {new}")
+status, _, got = post(r, "/feedback", {"request_id": "before-reload", "label": "bullish"})
+check(status == 422 and "positive, negative, neutral" in got.get("error", ""), f"a new label for an old prediction: {status} {got}")
+status, _, got = post(r, "/feedback", {"request_id": "before-reload", "label": old["prediction"]})
+check(status == 200 and got.get("model_version") == "v1" and got.get("correct"), f"old prediction: {status} {got}")
+status, _, got = post(r, "/feedback", {"request_id": "after-reload", "label": "flat"})
+check(status == 200 and got.get("model_version") == "v2", f"new prediction: {status} {got}")
+m = metrics(r)
+check(feedback_count(m, old["prediction"], old["prediction"], "v1") == 1
+      and feedback_count(m, new["prediction"], "flat", "v2") == 1
+      and feedback_count(m, "bullish", "positive", "v1") is None, "counted under each version, in its own labels")
+check(r.stop() == 0, "reload daemon: exit status")
+check(not r.sanitizer_reports(), f"sanitizer reports: {r.sanitizer_reports()}")
+shutil.rmtree(work)
 
 KEY = "fb-key-42"
 a = Daemon(build, tiny, "--api-key", KEY)
