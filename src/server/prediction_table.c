@@ -39,6 +39,11 @@ prediction_table *prediction_table_create(int capacity)
         return NULL;
     }
     memset(t->buckets, 0xff, (size_t)nb * sizeof *t->buckets); /* every head -1 */
+    /* Written now, so every page is resident from the start: the window's 12.5 MB shows in RSS
+     * at startup rather than creeping up as the ring first fills (which would read as a leak,
+     * and reach a pod's memory limit hours after it started). */
+    for (int i = 0; i < capacity; i++)
+        t->slots[i].next = -1;
     pthread_mutex_init(&t->lock, NULL);
     return t;
 }
