@@ -315,18 +315,24 @@ static cJSON *v2_answer(const infer_call *c, cJSON *labels, cJSON *probs)
     return o;
 }
 
-/* Input i's prediction into the table /feedback scores against (never its text). */
-static void record_prediction(const infer_call *c, int i, int best, float confidence)
+/* Each input's prediction into the table /feedback scores against (never its text), once the
+ * answer is built: a call answered 500 records nothing a client could give feedback for. */
+static void record_predictions(const infer_call *c)
 {
     if (!c->svc->predictions)
         return;
+    const bert_model *m = c->m->model;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    struct prediction p = {.index = i, .n_texts = c->req.n, .predicted = best, .actual = -1,
-                           .confidence = confidence, .time = (double)now.tv_sec + now.tv_nsec * 1e-9,
-                           .series = c->m->series};
-    memcpy(p.request_id, c->request_id, sizeof p.request_id);
-    prediction_table_record(c->svc->predictions, &p);
+    for (int i = 0; i < c->req.n; i++) {
+        float probs[BERT_MAX_LABELS];
+        int best = prediction_compute(m, c->job.logits + (size_t)i * (size_t)m->cfg.n_labels, probs);
+        struct prediction p = {.index = i, .n_texts = c->req.n, .predicted = best, .actual = -1,
+                               .confidence = probs[best], .time = (double)now.tv_sec + now.tv_nsec * 1e-9,
+                               .series = c->m->series};
+        memcpy(p.request_id, c->request_id, sizeof p.request_id);
+        prediction_table_record(c->svc->predictions, &p);
+    }
 }
 
 cJSON *infer_answer(infer_call *c, struct service_error *e)
@@ -364,7 +370,6 @@ cJSON *infer_answer(infer_call *c, struct service_error *e)
         metrics_text(s->metrics, c->tokens[i]);
         metrics_text_drift(s->metrics, c->unk_share[i], c->truncated[i]);
         metrics_prediction(s->metrics, c->m->series, best, probs[best]);
-        record_prediction(c, i, best, probs[best]);
         if (shape == SHAPE_V2) {
             cJSON_AddItemToArray(v2_labels, cJSON_CreateString(m->cfg.labels[best]));
             for (int k = 0; k < m->cfg.n_labels; k++)
@@ -385,6 +390,8 @@ cJSON *infer_answer(infer_call *c, struct service_error *e)
     }
     if (!out)
         service_fail(e, ERROR_INTERNAL, "out of memory");
+    else
+        record_predictions(c);
     return out;
 }
 
