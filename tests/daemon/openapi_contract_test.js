@@ -424,7 +424,7 @@ async function main() {
     if (!withOrigin.headers['access-control-allow-origin']) fail('an answer to an allowed Origin lacks Access-Control-Allow-Origin');
 
     // Statuses that no body provokes.
-    for (const p of ['/predict', '/batch_predict', '/tokenize', await concrete(d, '/v2/models/{name}/infer'),
+    for (const p of ['/predict', '/batch_predict', '/tokenize', '/feedback', await concrete(d, '/v2/models/{name}/infer'),
       await concrete(d, '/v2/models/{name}/versions/{version}/infer')]) {
       await exchange(d, 'no API key', 'POST', p, { json: { inputs: 'a' } }, 401);
       await exchange(d, 'wrong API key', 'POST', p, { json: { inputs: 'a' }, headers: auth('nope') }, 401);
