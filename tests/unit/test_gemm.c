@@ -4,6 +4,7 @@
  * CPU has, so this file is built once per kernel (GEMM_MAX_ISA) and checks that the kernel
  * it asked for is the one that ran: a CPU without it skips that build's test, visibly. */
 #include "check.h"
+#include "gemm_check.h"
 #include "engine/gemm.h"
 #include "engine/rowops.h"
 #include "engine/threadpool.h"
@@ -171,30 +172,11 @@ static void check_gelu(int n)
 
 int main(void)
 {
-    if (strcmp(gemm_kernel_name(), GEMM_EXPECT) != 0) {
-        printf("SKIPPED: this CPU cannot run the %s kernel (runs %s)\n", GEMM_EXPECT, gemm_kernel_name());
-        return 77;
-    }
-    printf("kernel: %s\n", gemm_kernel_name());
+    require_kernel(GEMM_EXPECT, gemm_kernel_name());
 
-    /* Row counts around every tile size (12, 8, 4 and what is left), column counts that end
-     * inside a panel, k from 1 to a layer's. */
-    static const int ms[] = {1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 16, 20, 24, 25, 32, 37, 64};
+    /* Column counts that end inside a panel, k from 1 to a layer's. */
     static const int nk[][2] = {{1, 1}, {5, 3}, {32, 16}, {33, 64}, {77, 40}, {96, 768}};
-    char err[256];
-    for (int threads = 1; threads <= 3; threads++) {
-        threadpool *pool = threadpool_create(threads, err);
-        CHECK(pool != NULL, "threadpool_create: %s", err);
-        if (!pool)
-            break;
-        for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
-            for (size_t s = 0; s < sizeof nk / sizeof nk[0]; s++)
-                for (int ep = GEMM_STORE; ep <= GEMM_BIAS_GELU; ep++)
-                    check_linear(pool, ms[i], nk[s][0], nk[s][1], (enum gemm_epilogue)ep);
-        /* Enough chunks that each thread has a range of several and steals from the others. */
-        check_linear(pool, 37, 3072, 768, GEMM_BIAS_GELU);
-        threadpool_free(pool);
-    }
+    check_linear_shapes(check_linear, nk, sizeof nk / sizeof nk[0], NULL);
     check_panels_strided(20, 100, 64, 0, gemm_panels(100));
     check_panels_strided(13, 100, 50, 1, 3);
     check_panels_strided(1, 512, 64, 0, gemm_panels(512));

@@ -4,6 +4,7 @@
  * double-precision product of the SAME bf16-rounded inputs. Built once per kernel
  * (GEMM_BF16_MAX_ISA); a CPU without the kernel's instructions skips that build, visibly. */
 #include "check.h"
+#include "gemm_check.h"
 #include "engine/gemm_bf16.h"
 #include "engine/threadpool.h"
 
@@ -196,38 +197,22 @@ static void check_linear(threadpool *pool, int m, int n, int k, enum gemm_epilog
     free(a), free(w), free(bias), free(packed), free(c), free(scratch);
 }
 
+/* An odd k as long as FinBERT's FFN, across the kernel's 256-float blocks of A. */
+static void check_large(threadpool *pool) { check_linear(pool, 13, 768, 3071, GEMM_STORE); }
+
 int main(void)
 {
-    if (strcmp(gemm_bf16_kernel_name(), GEMM_EXPECT) != 0) {
-        printf("SKIPPED: this CPU cannot run the %s kernel (runs %s)\n", GEMM_EXPECT, gemm_bf16_kernel_name());
-        return 77;
-    }
-    printf("kernel: %s\n", gemm_bf16_kernel_name());
+    require_kernel(GEMM_EXPECT, gemm_bf16_kernel_name());
     check_round_cases();
     check_round_row();
     check_pack(1, 1);
     check_pack(33, 7);
     check_pack(77, 40);
 
-    /* Row counts around every tile size (12, 8, 4 and what is left); column counts that end
-     * inside a panel; k odd and even, from 1 to past two of the kernel's 256-float blocks of A. */
-    static const int ms[] = {1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 16, 20, 24, 25, 32, 37, 64};
+    /* Column counts that end inside a panel; k odd and even, from 1 to past two of the
+     * kernel's 256-float blocks of A. */
     static const int nk[][2] = {{1, 1}, {5, 3}, {32, 16}, {33, 64}, {77, 40}, {40, 7}, {65, 129}, {31, 257},
                                 {96, 768}};
-    char err[256];
-    for (int threads = 1; threads <= 3; threads++) {
-        threadpool *pool = threadpool_create(threads, err);
-        CHECK(pool != NULL, "threadpool_create: %s", err);
-        if (!pool)
-            break;
-        for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
-            for (size_t s = 0; s < sizeof nk / sizeof nk[0]; s++)
-                for (int ep = GEMM_STORE; ep <= GEMM_BIAS_GELU; ep++)
-                    check_linear(pool, ms[i], nk[s][0], nk[s][1], (enum gemm_epilogue)ep);
-        /* Enough chunks that each thread has a range of several and steals from the others. */
-        check_linear(pool, 37, 3072, 768, GEMM_BIAS_GELU);
-        check_linear(pool, 13, 768, 3071, GEMM_STORE);
-        threadpool_free(pool);
-    }
+    check_linear_shapes(check_linear, nk, sizeof nk / sizeof nk[0], check_large);
     return test_finish("test_gemm_bf16_" GEMM_EXPECT);
 }

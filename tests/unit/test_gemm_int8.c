@@ -9,6 +9,7 @@
  * Built once per kernel (GEMM_INT8_MAX_ISA); a CPU without avx512_vnni skips that build,
  * visibly. */
 #include "check.h"
+#include "gemm_check.h"
 #include "engine/gemm_int8.h"
 #include "engine/rowops.h"
 #include "engine/threadpool.h"
@@ -248,38 +249,25 @@ static void check_extreme_sums(threadpool *pool)
     free(a), free(w), free(packed), free(scratch);
 }
 
+/* An odd k as long as FinBERT's FFN, split across the threads, and the widest sums it can make. */
+static void check_large(threadpool *pool)
+{
+    check_linear(pool, 13, 768, 3071, GEMM_STORE);
+    check_extreme_sums(pool);
+}
+
 int main(void)
 {
-    if (strcmp(gemm_int8_kernel_name(), GEMM_EXPECT) != 0) {
-        printf("SKIPPED: this CPU cannot run the %s kernel (runs %s)\n", GEMM_EXPECT, gemm_int8_kernel_name());
-        return 77;
-    }
-    printf("kernel: %s\n", gemm_int8_kernel_name());
+    require_kernel(GEMM_EXPECT, gemm_int8_kernel_name());
     check_quantize_row();
     check_pack(1, 1, 5u);
     check_pack(33, 7, 6u);
     check_pack(77, 42, 8u);
 
-    /* Row counts around every tile size (12, 8, 4 and what is left); column counts that end
-     * inside a panel; k from 1 to 3072, odd, even, and every residue mod 4. */
-    static const int ms[] = {1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 16, 20, 24, 25, 32, 37, 64};
+    /* Column counts that end inside a panel; k from 1 to 3072, odd, even, and every residue
+     * mod 4. */
     static const int nk[][2] = {{1, 1}, {5, 3}, {32, 16}, {33, 64}, {77, 42}, {40, 7}, {65, 129}, {31, 257},
                                 {96, 768}, {17, 6}};
-    char err[256];
-    for (int threads = 1; threads <= 3; threads++) {
-        threadpool *pool = threadpool_create(threads, err);
-        CHECK(pool != NULL, "threadpool_create: %s", err);
-        if (!pool)
-            break;
-        for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
-            for (size_t s = 0; s < sizeof nk / sizeof nk[0]; s++)
-                for (int ep = GEMM_STORE; ep <= GEMM_BIAS_GELU; ep++)
-                    check_linear(pool, ms[i], nk[s][0], nk[s][1], (enum gemm_epilogue)ep);
-        /* Enough chunks that each thread has a range of several and steals from the others. */
-        check_linear(pool, 37, 3072, 768, GEMM_BIAS_GELU);
-        check_linear(pool, 13, 768, 3071, GEMM_STORE);
-        check_extreme_sums(pool);
-        threadpool_free(pool);
-    }
+    check_linear_shapes(check_linear, nk, sizeof nk / sizeof nk[0], check_large);
     return test_finish("test_gemm_int8_" GEMM_EXPECT);
 }

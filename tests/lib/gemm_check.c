@@ -1,0 +1,35 @@
+#include "gemm_check.h"
+
+#include "check.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void require_kernel(const char *expected, const char *running)
+{
+    if (strcmp(running, expected) != 0) {
+        printf("SKIPPED: this CPU cannot run the %s kernel (runs %s)\n", expected, running);
+        exit(77);
+    }
+    printf("kernel: %s\n", running);
+}
+
+void check_linear_shapes(linear_check check, const int (*nk)[2], size_t n_nk, void (*more)(threadpool *pool))
+{
+    static const int ms[] = {1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 16, 20, 24, 25, 32, 37, 64};
+    char err[256];
+    for (int threads = 1; threads <= 3; threads++) {
+        threadpool *pool = threadpool_create(threads, err);
+        CHECK(pool != NULL, "threadpool_create: %s", err);
+        if (!pool)
+            break;
+        for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+            for (size_t s = 0; s < n_nk; s++)
+                for (int ep = GEMM_STORE; ep <= GEMM_BIAS_GELU; ep++)
+                    check(pool, ms[i], nk[s][0], nk[s][1], (enum gemm_epilogue)ep);
+        check(pool, 37, 3072, 768, GEMM_BIAS_GELU);
+        if (more)
+            more(pool);
+        threadpool_free(pool);
+    }
+}
