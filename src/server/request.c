@@ -83,18 +83,23 @@ static int parse_texts(struct predict_request *req, const cJSON *texts, const st
     return parse_string_list(req, texts, "texts", SHAPE_TEXTS, lim, e);
 }
 
+/* TEI's "inputs" as one string: a single text. */
+static int parse_one_text(struct predict_request *req, const cJSON *inputs, struct service_error *e)
+{
+    req->shape = SHAPE_TEI_ONE;
+    if (alloc_inputs(req, 1, e))
+        return -1;
+    req->texts[0] = inputs->valuestring;
+    return 0;
+}
+
 /* TEI: "text" | ["a", "b"] (one pair) | [item, ...] with item "t", ["t"] or ["q", "d"]. */
 static int parse_tei_inputs(struct predict_request *req, const cJSON *inputs, const struct predict_limits *lim,
                             struct service_error *e)
 {
     int n = 0;
-    if (cJSON_IsString(inputs)) {
-        req->shape = SHAPE_TEI_ONE;
-        if (alloc_inputs(req, 1, e))
-            return -1;
-        req->texts[0] = inputs->valuestring;
-        return 0;
-    }
+    if (cJSON_IsString(inputs))
+        return parse_one_text(req, inputs, e);
     if (!cJSON_IsArray(inputs))
         return service_fail(e, ERROR_VALIDATION,
                             "\"inputs\" must be a string, a pair of strings or an array of inputs");
@@ -142,13 +147,8 @@ static int parse_tokenize(struct predict_request *req, const struct predict_limi
     if (special && !cJSON_IsBool(special))
         return service_fail(e, ERROR_VALIDATION, "\"add_special_tokens\" must be true or false");
     req->add_special_tokens = !special || cJSON_IsTrue(special);
-    if (cJSON_IsString(inputs)) {
-        req->shape = SHAPE_TEI_ONE;
-        if (alloc_inputs(req, 1, e))
-            return -1;
-        req->texts[0] = inputs->valuestring;
-        return 0;
-    }
+    if (cJSON_IsString(inputs))
+        return parse_one_text(req, inputs, e);
     if (!cJSON_IsArray(inputs))
         return service_fail(e, ERROR_VALIDATION, "\"inputs\" must be a string or an array of strings");
     return parse_string_list(req, inputs, "inputs", SHAPE_TEI_BATCH, lim, e);
