@@ -9,6 +9,7 @@
 struct config {
     const char *model, *host;
     const char *model_version; /* NULL: DIR/VERSION, else the weights' hash (model_version.h) */
+    const char *model_name;    /* the KServe v2 name; NULL: the model directory's last component */
     const char *dtype;    /* --dtype as given: "f32", "bf16" or "auto" (bert_dtype_parse) */
     int port;             /* 0: an ephemeral port, printed at startup */
     int metrics_port;     /* -1: /metrics on port; else /metrics alone on this port (0: ephemeral) */

@@ -97,9 +97,9 @@ cJSON *infer_describe(const struct infer_service *s);
 
 /* ---- KServe v2 / Open Inference Protocol ---- */
 
-/* The v2 protocol's name of a model: its directory's last component ("/models/finsent-mini/" is
- * "finsent-mini"), at most cap - 1 bytes. */
-void infer_v2_model_name(const char *dir, char *out, size_t cap);
+/* The v2 protocol's name of model m: --model-name, else its directory's last component
+ * ("/models/finsent-mini/" is "finsent-mini"), at most cap - 1 bytes. */
+void infer_v2_model_name(const struct infer_service *s, const served_model *m, char *out, size_t cap);
 /* True if name (and version, when not NULL or "") is the model the call runs on. */
 bool infer_v2_call_model_is(const infer_call *c, const char *name, const char *version);
 /* The same for the model served now (GET /v2/models/{name}[/versions/{version}][/ready]). */

@@ -44,6 +44,9 @@ struct option_spec {
 static const struct option_spec specs[] = {
     {"--model", "BERTSERVE_MODEL", "DIR", "HuggingFace model directory (config.json, vocab.txt, model.safetensors)",
      STR, OFF(model), 0, 0},
+    {"--model-name", "BERTSERVE_MODEL_NAME", "NAME",
+     "the model's name in the KServe v2 routes, /v2/models/NAME (default: the model directory's last component)",
+     STR, OFF(model_name), 0, 0},
     {"--model-version", "BERTSERVE_MODEL_VERSION", "NAME",
      "the model's version in answers, /info and metrics (default: DIR/VERSION, else the weights' sha256, 12 hex "
      "digits)",

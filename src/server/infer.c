@@ -223,8 +223,13 @@ static bool all_finite(const float *v, int n)
 
 /* ---- KServe v2 / Open Inference Protocol ---------------------------------------------------- */
 
-void infer_v2_model_name(const char *dir, char *out, size_t cap)
+void infer_v2_model_name(const struct infer_service *s, const served_model *m, char *out, size_t cap)
 {
+    if (s->cfg->model_name) {
+        snprintf(out, cap, "%s", s->cfg->model_name);
+        return;
+    }
+    const char *dir = m->dir;
     size_t end = strlen(dir);
     while (end > 1 && dir[end - 1] == '/')
         end--;
@@ -236,22 +241,22 @@ void infer_v2_model_name(const char *dir, char *out, size_t cap)
     out[n] = '\0';
 }
 
-static bool model_is(const served_model *m, const char *name, const char *version)
+static bool model_is(const struct infer_service *s, const served_model *m, const char *name, const char *version)
 {
     char own[256];
-    infer_v2_model_name(m->dir, own, sizeof own);
+    infer_v2_model_name(s, m, own, sizeof own);
     return !strcmp(own, name) && (!version || !version[0] || !strcmp(version, m->version));
 }
 
 bool infer_v2_call_model_is(const infer_call *c, const char *name, const char *version)
 {
-    return model_is(c->m, name, version);
+    return model_is(c->svc, c->m, name, version);
 }
 
 bool infer_v2_model_is(const struct infer_service *s, const char *name, const char *version)
 {
     served_model *m = model_slot_acquire(s->models);
-    bool is = model_is(m, name, version);
+    bool is = model_is(s, m, name, version);
     served_model_release(m);
     return is;
 }
@@ -275,7 +280,7 @@ cJSON *infer_v2_model_metadata(const struct infer_service *s)
 {
     served_model *m = model_slot_acquire(s->models);
     char name[256];
-    infer_v2_model_name(m->dir, name, sizeof name);
+    infer_v2_model_name(s, m, name, sizeof name);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", name);
     cJSON *versions = cJSON_AddArrayToObject(o, "versions");
@@ -294,7 +299,7 @@ cJSON *infer_v2_model_metadata(const struct infer_service *s)
 static cJSON *v2_answer(const infer_call *c, cJSON *labels, cJSON *probs)
 {
     char name[256];
-    infer_v2_model_name(c->m->dir, name, sizeof name);
+    infer_v2_model_name(c->svc, c->m, name, sizeof name);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model_name", name);
     cJSON_AddStringToObject(o, "model_version", c->m->version);

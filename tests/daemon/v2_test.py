@@ -136,4 +136,12 @@ check(status == 200, f"infer with the key: {status}")
 for path in ["/v2", "/v2/health/ready", "/v2/models/tiny-bert"]:
     check(d.request("GET", path)[0] == 200, f"GET {path} open")
 check(d.stop() == 0, "clean exit")
+
+# --model-name: the model's v2 name instead of its directory's (a container mounts /models).
+d = Daemon(build, tiny, "--model-name", "finsent")
+check(d.request("GET", "/v2/models/finsent/ready")[0] == 200, "--model-name: /v2/models/finsent/ready")
+check(d.request("GET", "/v2/models/tiny-bert/ready")[0] == 404, "--model-name: the directory's name is not the model's")
+status, _, body = post(d, "/v2/models/finsent/infer", {"inputs": [tensor([1], ["Profit rose."])]})
+check(status == 200 and body.get("model_name") == "finsent", f"--model-name infer: {status} {body}")
+check(d.stop() == 0, "clean exit")
 finish("v2_test")
