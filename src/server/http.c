@@ -1111,11 +1111,15 @@ void http_set_warm(http_server *s)
 
 void http_drain(http_server *s)
 {
-    atomic_store(&s->ready, false);
+    /* The listening socket closes before /ready turns 503: a client that saw the 503 and then
+     * connects is refused. The other order let such a connection into the backlog of a socket
+     * about to close (ctest daemon, "new connections are refused while draining", on a loaded
+     * machine). */
     MHD_socket fd = MHD_quiesce_daemon(s->mhd);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
     s->listen_fd = -1;
+    atomic_store(&s->ready, false);
 }
 
 /* How long the server must have had no request in progress to count as idle. A kept-alive
