@@ -33,6 +33,9 @@ struct config {
     const char *api_key;  /* NULL: /predict is open; else it needs "Authorization: Bearer KEY" */
     bool healthcheck;     /* --healthcheck: probe the running daemon's /health, do not serve */
     const char *admin_key; /* NULL: /admin/reload answers 404 (SIGHUP still reloads) */
+    const char *prediction_log; /* NULL: no prediction log; else its file (prediction_log.h) */
+    long prediction_log_max_bytes; /* rotate the file at this size */
+    int prediction_log_keep;       /* old files kept: FILE.1 ... FILE.N */
     int feedback_window;  /* recent predictions /feedback can score (prediction_table.h) */
     const char *cors_allow_origin; /* NULL: no CORS; else origins (comma-separated, or "*") browsers may call from */
 };

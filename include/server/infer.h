@@ -11,6 +11,7 @@
 #include "server/config.h"
 #include "server/errors.h"
 #include "server/metrics.h"
+#include "server/prediction_log.h"
 #include "server/prediction_table.h"
 #include "server/request.h"
 #include "server/served_model.h"
@@ -30,6 +31,7 @@ struct infer_service {
     metrics *metrics;
     struct reloader *reloader; /* reload.h */
     prediction_table *predictions; /* the recent predictions /feedback scores (--feedback-window) */
+    prediction_log *prediction_log; /* --prediction-log, or NULL */
     int threads_per_worker; /* forward-pass threads of each compute worker */
     int cpus;               /* CPUs the workers share, and how that was decided (cpu_budget.h) */
     const char *cpu_source;

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Routes are a closed set so that a scan of random URLs cannot grow the label space. */
 enum metrics_route {
@@ -93,6 +94,10 @@ int metrics_feedback_names(metrics *m, struct metrics_series series, int predict
 void metrics_feedback(metrics *m, struct metrics_series series, int predicted, int actual);
 /* One feedback not counted: bertserve_feedback_unmatched_total{reason}. */
 void metrics_feedback_unmatched(metrics *m, enum feedback_unmatched reason);
+
+/* The prediction log (prediction_log.h): lines written, lines dropped
+ * (bertserve_prediction_log_lines_total, bertserve_prediction_log_dropped_total). */
+void metrics_prediction_log(metrics *m, uint64_t written, uint64_t dropped);
 
 /* The exposition as a heap string (free() it), *len its length; NULL when out of memory. */
 char *metrics_render(metrics *m, size_t *len);

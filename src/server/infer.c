@@ -320,12 +320,11 @@ static cJSON *v2_answer(const infer_call *c, cJSON *labels, cJSON *probs)
     return o;
 }
 
-/* Each input's prediction into the table /feedback scores against (never its text), once the
- * answer is built: a call answered 500 records nothing a client could give feedback for. */
+/* Each input's prediction into the table /feedback scores against (never its text), and into
+ * the prediction log, once the answer is built: a call answered 500 records nothing a client
+ * could give feedback for. */
 static void record_predictions(const infer_call *c)
 {
-    if (!c->svc->predictions)
-        return;
     const bert_model *m = c->m->model;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -336,7 +335,15 @@ static void record_predictions(const infer_call *c)
                                .confidence = probs[best], .time = (double)now.tv_sec + now.tv_nsec * 1e-9,
                                .series = c->m->series};
         memcpy(p.request_id, c->request_id, sizeof p.request_id);
-        prediction_table_record(c->svc->predictions, &p);
+        if (c->svc->predictions)
+            prediction_table_record(c->svc->predictions, &p);
+        if (c->svc->prediction_log) {
+            bool text = c->svc->cfg->log_text;
+            struct prediction_log_entry le = {c->request_id, c->m->version, i, m->cfg.labels, probs,
+                                              m->cfg.n_labels, best, text ? c->req.texts[i] : NULL,
+                                              text ? c->req.pairs[i] : NULL};
+            prediction_log_record(c->svc->prediction_log, &le);
+        }
     }
 }
 

@@ -15,6 +15,7 @@
 #include "server/logger.h"
 #include "server/metrics.h"
 #include "server/model_version.h"
+#include "server/prediction_log.h"
 #include "server/reload.h"
 #include "server/served_model.h"
 #include "text/tokenizer.h"
@@ -69,6 +70,7 @@ struct daemon {
     bool serving;        /* models holds a model */
     metrics *metrics;
     prediction_table *predictions; /* what /feedback scores */
+    prediction_log *prediction_log; /* --prediction-log */
     batcher *batcher;
     struct infer_service svc;
     struct cpu_budget cpus;
@@ -124,6 +126,13 @@ static int start_serving(struct daemon *d, char *err)
         return bs_fail(err, "out of memory");
     if (!(d->predictions = prediction_table_create(cfg->feedback_window)))
         return bs_fail(err, "out of memory for --feedback-window %d", cfg->feedback_window);
+    if (cfg->prediction_log) {
+        struct prediction_log_settings ls = {cfg->prediction_log, cfg->prediction_log_max_bytes,
+                                             cfg->prediction_log_keep, PREDICTION_LOG_BUFFER_BYTES, cfg->log_json,
+                                             d->metrics};
+        if (!(d->prediction_log = prediction_log_open(&ls, err)))
+            return -1;
+    }
     struct batcher_settings bs = {
         .n_workers = cfg->workers,
         .threads_per_worker = threads_per_worker,
@@ -148,6 +157,7 @@ static int start_serving(struct daemon *d, char *err)
     d->svc.cfg = cfg;
     d->svc.metrics = d->metrics;
     d->svc.predictions = d->predictions;
+    d->svc.prediction_log = d->prediction_log;
     model_slot_init(&d->models, NULL);
     d->svc.models = &d->models;
     served_model *none;
@@ -269,6 +279,7 @@ static void stop_daemon(struct daemon *d)
         model_slot_free(&d->models);
     served_model_release(d->first);
     served_model_release(d->warming);
+    prediction_log_close(d->prediction_log); /* after every request: writes all it accepted */
     prediction_table_free(d->predictions);
     metrics_free(d->metrics);
     close(d->signal_pipe[0]);

@@ -74,6 +74,7 @@ struct metrics {
     struct histogram unk_share;
     uint64_t truncated_texts;
     uint64_t feedback_unmatched[FEEDBACK_REASON_COUNT];
+    uint64_t prediction_log_lines, prediction_log_dropped;
     struct histogram batch_texts, batch_tokens, batch_seconds;
     struct model_series series[MAX_MODEL_SERIES];
     unsigned next_gen;
@@ -355,6 +356,14 @@ void metrics_text_drift(metrics *m, double unk_share, bool truncated)
     pthread_mutex_unlock(&m->lock);
 }
 
+void metrics_prediction_log(metrics *m, uint64_t written, uint64_t dropped)
+{
+    pthread_mutex_lock(&m->lock);
+    m->prediction_log_lines += written;
+    m->prediction_log_dropped += dropped;
+    pthread_mutex_unlock(&m->lock);
+}
+
 static const char *feedback_reasons[FEEDBACK_REASON_COUNT] = {"unknown_id", "bad_label", "bad_index", "duplicate"};
 
 const char *metrics_feedback_reason_name(enum feedback_unmatched r)
@@ -556,6 +565,11 @@ static void put_drift_and_feedback(struct out *o, const metrics *m)
     for (int r = 0; r < FEEDBACK_REASON_COUNT; r++)
         put(o, "bertserve_feedback_unmatched_total{reason=\"%s\"} %llu\n", feedback_reasons[r],
             (unsigned long long)m->feedback_unmatched[r]);
+    put_header(o, "bertserve_prediction_log_lines_total", "counter", "Lines written to --prediction-log.");
+    put(o, "bertserve_prediction_log_lines_total %llu\n", (unsigned long long)m->prediction_log_lines);
+    put_header(o, "bertserve_prediction_log_dropped_total", "counter",
+               "Prediction log lines dropped: the buffer was full (the disk slower than the traffic) or a write failed.");
+    put(o, "bertserve_prediction_log_dropped_total %llu\n", (unsigned long long)m->prediction_log_dropped);
 }
 
 char *metrics_render(metrics *m, size_t *len)

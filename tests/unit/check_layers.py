@@ -40,6 +40,7 @@ ONLY_IN = {
         "include/server/feedback.h",  # /feedback's answer
         "src/server/http.c",
         "include/server/logger.h",  # log lines are JSON objects
+        "src/server/prediction_log.c",  # the prediction log's JSON lines
         "src/cli/cli.c",  # the CLI's JSON lines
     },
 }
