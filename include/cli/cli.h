@@ -18,4 +18,11 @@ struct options {
 /* bertserve-cli bench: times the forward pass (src/cli/cli_bench.c). */
 int cli_bench(const struct options *o);
 
+/* Accuracy, per-class precision/recall/F1, macro-F1 and the confusion matrix
+ * ([actual * L + predicted], L labels) on stdout: eval's and score's report. */
+void cli_print_eval(char *const *labels, int L, const long *confusion, long total);
+
+/* bertserve-cli score PREDICTION_LOG FEEDBACK_FILE (src/cli/cli_score.c); argv after "score". */
+int cli_score(int argc, char **argv);
+
 #endif

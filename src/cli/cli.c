@@ -1,4 +1,4 @@
-/* bertserve-cli: the engine from the command line (tokenize, predict, eval, bench). */
+/* bertserve-cli: the engine from the command line (tokenize, predict, eval, bench), and score. */
 #include "cli/cli.h"
 #include "common/bs_error.h"
 #include "common/json_text.h"
@@ -24,6 +24,7 @@ static void usage(FILE *f)
             "       bertserve-cli eval     --model DIR [--dtype T] [--max-length N] FILE\n"
             "       bertserve-cli bench    --model DIR [--dtype T] [--iterations N]\n"
             "       bertserve-cli bench    --model DIR [--dtype T] [--batch N] [--iterations N] FILE\n"
+            "       bertserve-cli score    PREDICTION_LOG FEEDBACK_FILE\n"
             "\n"
             "tokenize and predict read one text per line from stdin and write one JSON line each:\n"
             "  tokenize: {\"ids\": [...], \"tokens\": [...], \"type_ids\": [...], \"offsets\": [[start, end], ...],\n"
@@ -35,7 +36,9 @@ static void usage(FILE *f)
             "`label<TAB>sentence`) and prints accuracy, per-class precision/recall/F1, macro-F1 and\n"
             "the confusion matrix. bench times the forward pass (see README, Performance); with a FILE\n"
             "of texts (one per line), it runs them in a fixed shuffled order as packed batches of\n"
-            "--batch texts (default 16) and prints texts/s.\n"
+            "--batch texts (default 16) and prints texts/s. score joins the daemon's --prediction-log\n"
+            "with feedback JSON lines ({\"request_id\", \"index\", \"label\"}) and prints the same figures\n"
+            "per model version (see README, Prediction log).\n"
             "\n"
             "  --model DIR       HuggingFace model directory (config.json, vocab.txt, model.safetensors)\n"
             "  --dtype T         f32 (default), bf16 or int8: the encoder layers' linear weights\n"
@@ -436,9 +439,8 @@ static int label_index(const bert_config *c, const char *label)
     return -1;
 }
 
-static void print_eval(const bert_config *c, const long *confusion, long total)
+void cli_print_eval(char *const *labels, int L, const long *confusion, long total)
 {
-    int L = c->n_labels;
     long correct = 0;
     for (int k = 0; k < L; k++)
         correct += confusion[k * L + k];
@@ -454,13 +456,13 @@ static void print_eval(const bert_config *c, const long *confusion, long total)
         double p = predicted ? (double)tp / (double)predicted : 0, r = actual ? (double)tp / (double)actual : 0;
         double f1 = p + r > 0 ? 2 * p * r / (p + r) : 0;
         macro_f1 += f1 / L;
-        printf("%-12s %9.4f %9.4f %9.4f %8ld\n", c->labels[k], p, r, f1, actual);
+        printf("%-12s %9.4f %9.4f %9.4f %8ld\n", labels[k], p, r, f1, actual);
     }
     printf("macro-F1: %.4f\n\nconfusion matrix (rows: true label, columns: predicted)\n%-12s", macro_f1, "");
     for (int k = 0; k < L; k++)
-        printf(" %9.9s", c->labels[k]);
+        printf(" %9.9s", labels[k]);
     for (int k = 0; k < L; k++) {
-        printf("\n%-12s", c->labels[k]);
+        printf("\n%-12s", labels[k]);
         for (int j = 0; j < L; j++)
             printf(" %9ld", confusion[k * L + j]);
     }
@@ -537,7 +539,7 @@ static int cmd_eval(const struct options *o)
         }
     }
     if (rc == 0)
-        print_eval(c, confusion, total);
+        cli_print_eval(c->labels, c->n_labels, confusion, total);
     pending_clear(&p);
     packed_tokens_free(&p.tokens);
     free(converted);
@@ -562,6 +564,8 @@ int main(int argc, char **argv)
     } commands[] = {
         {"tokenize", cmd_tokenize}, {"predict", cmd_predict}, {"eval", cmd_eval}, {"bench", cli_bench},
     };
+    if (!strcmp(argv[1], "score")) /* no model: it reads the daemon's logs */
+        return cli_score(argc - 2, argv + 2);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name))
             continue;

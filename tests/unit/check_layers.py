@@ -42,6 +42,7 @@ ONLY_IN = {
         "include/server/logger.h",  # log lines are JSON objects
         "src/server/prediction_log.c",  # the prediction log's JSON lines
         "src/cli/cli.c",  # the CLI's JSON lines
+        "src/cli/cli_score.c",  # reads the prediction log and feedback JSON lines
     },
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
