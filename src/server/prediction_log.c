@@ -148,7 +148,8 @@ static long write_lines(prediction_log *l, const char *p, size_t n)
         if (l->regular && whole < done && ftruncate(l->fd, l->size + (long)whole) == 0)
             done = whole;
         l->size += (long)done;
-        note_state(l, false, "cannot write", e);
+        note_state(l, false, e == ETIMEDOUT ? "the reader stopped reading: given up 5 s into the shutdown" : "cannot write",
+                   e);
         return count_lines(p, whole);
     }
     l->size += (long)n;
@@ -255,7 +256,9 @@ int prediction_log_append(prediction_log *l, const char *line, size_t len)
     return fits ? 0 : -1;
 }
 
-/* {"time", "request_id", "index", "model_version", "label", "confidence", "scores", ("text")} */
+/* {"time", "request_id", "index", "model_version", "label", "confidence", "scores", ("text")}.
+ * With the queueing, 6.5-9.5 us per line on the request's thread (200,000 three-label lines in a
+ * loop, machine shared), against milliseconds for a text's forward pass: cJSON is fast enough. */
 static char *format_line(const struct prediction_log_entry *e)
 {
     char ts[32];
