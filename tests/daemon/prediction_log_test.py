@@ -10,6 +10,8 @@
     and one prediction_log_failed line is logged; with the log's directory removed mid-run
     (the rotation's new file cannot be created, root or not: chmod would not stop root) the
     same, and once the directory is back the log resumes (prediction_log_recovered);
+  - a FIFO nobody reads (a disk slower than the traffic): every request still answers 200,
+    lines are dropped and counted, and once the reader reads, every line not dropped arrives;
   - a log that cannot be opened (no such directory, a FIFO with no reader) fails the startup
     with exit status 1 and a message naming the file.
 usage: prediction_log_test.py BUILD_DIR"""
@@ -20,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
@@ -156,6 +159,44 @@ check(any("prediction_log_recovered" in x for x in d.lines), "the recovery logge
 check([x["request_id"] for x in read_lines(os.path.join(gone, "p.log"))] == ["back0", "back1", "back2"],
       "the new file holds the lines after the directory came back")
 check(not d.sanitizer_reports(), "no sanitizer report")
+
+# ---- a reader slower than the traffic: lines dropped, requests unaffected ---------------------
+# A FIFO the test opens but does not read: the writer blocks once the pipe (64 KiB) is full, the
+# 4 MiB buffer fills behind it, and later lines are dropped. Long texts (--log-text, cut to 16
+# tokens so the model's work stays small) make ~2.2 KB lines: 60 requests of 64 texts, 8.4 MB.
+# A request that waited on the disk would wait for good (nobody reads), so each 200 says it did not.
+slow = os.path.join(tmp, "slow")
+os.mkfifo(slow)
+reader = os.open(slow, os.O_RDONLY | os.O_NONBLOCK)
+d = Daemon(build, tiny, "--prediction-log", slow, "--log-text", "--max-length", "16")
+text = "Operating profit rose to EUR 13.1 mn from EUR 8.7 mn. " * 40
+REQS, TEXTS = 60, 64
+slowest = 0
+for k in range(REQS):
+    t0 = time.time()
+    status, _ = post(d, "/predict", {"texts": [text] * TEXTS}, f"slow{k}")
+    slowest = max(slowest, time.time() - t0)
+    check(status == 200, f"slow{k}: {status}")
+dropped = wait_metric(d, "bertserve_prediction_log_dropped_total", 1)
+check(dropped and dropped > 0, f"lines dropped behind a reader that does not read: {dropped}")
+print(f"slow reader: {dropped:.0f} of {REQS * TEXTS} lines dropped, slowest request {slowest * 1e3:.0f} ms")
+got = bytearray()
+os.set_blocking(reader, True)
+
+
+def drain_fifo():
+    while chunk := os.read(reader, 1 << 16):
+        got.extend(chunk)
+
+
+t = threading.Thread(target=drain_fifo)
+t.start()
+check(d.stop() == 0, "the daemon exits 0 once its reader reads")
+t.join(30)
+os.close(reader)
+lines = got.decode().splitlines()
+check(len(lines) == REQS * TEXTS - dropped, f"every line not dropped arrives: {len(lines)} + {dropped:.0f}")
+check(all(json.loads(x)["text"] == text for x in lines), "every line whole")
 
 # ---- a log that cannot be opened fails the startup ------------------------------------------
 fifo = os.path.join(tmp, "fifo")
