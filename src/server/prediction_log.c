@@ -56,8 +56,9 @@ static int open_file(prediction_log *l, bool truncate)
 {
     /* O_NONBLOCK: a FIFO without a reader fails the open (ENXIO) instead of blocking, and a
      * reader that stops reading cannot hold the writer past shutdown (write_all). Regular files
-     * ignore it. */
-    int fd = open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK | (truncate ? O_TRUNC : 0), 0644);
+     * ignore it. 0640: with --log-text the lines hold the users' texts; a log shipper reads
+     * through the group. */
+    int fd = open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK | (truncate ? O_TRUNC : 0), 0640);
     struct stat st;
     if (fd < 0)
         return -1;
