@@ -1,4 +1,4 @@
-/* The forward pass of BertForSequenceClassification over a packed batch: the sequences'
+/* The forward pass of a sequence classifier of any family (model.h) over a packed batch: the sequences'
  * tokens are laid end to end (no padding), the dense layers run once over all of them,
  * attention runs per sequence. Knows nothing of HTTP or JSON. */
 #ifndef BERT_H
@@ -29,8 +29,9 @@ void bert_scratch_free(bert_scratch *s);
 void bert_scratch_rest(bert_scratch *s);
 
 /* A packed batch: sequence i holds lens[i] tokens starting at offset sum(lens[0..i)) of
- * ids and type_ids. Every length is between 1 and cfg.max_positions, every id inside the
- * vocabulary and every type id below type_vocab_size (checked: -1 with err otherwise). */
+ * ids and type_ids. Every length is between 1 and cfg.max_tokens, every id inside the
+ * vocabulary and every type id below type_vocab_size (checked: -1 with err otherwise; a model
+ * without token types, type_vocab_size 0, ignores type_ids). */
 typedef struct {
     const int32_t *ids, *type_ids;
     const int *lens;

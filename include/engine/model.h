@@ -1,6 +1,9 @@
-/* A BertForSequenceClassification model loaded from a HuggingFace model directory:
- * config.json + model.safetensors (F32, F16 or BF16 tensors, kept as float32 in memory
- * owned by the process: the file may change or vanish on disk afterwards). */
+/* A sequence-classification encoder loaded from a HuggingFace model directory: config.json +
+ * model.safetensors (F32, F16 or BF16 tensors, kept as float32 in memory owned by the process:
+ * the file may change or vanish on disk afterwards). Three families, told apart by config.json's
+ * model_type (or architectures): BertForSequenceClassification, DistilBertForSequenceClassification
+ * and RobertaForSequenceClassification. They share one forward pass; what differs (tensor names,
+ * token types, position ids, the head's activation) is described by the config below. */
 #ifndef MODEL_H
 #define MODEL_H
 
@@ -10,9 +13,28 @@
 
 #define BERT_MAX_LABELS 256
 
+enum bert_family {
+    BERT_FAMILY_BERT,       /* model_type "bert" (also a config.json without model_type) */
+    BERT_FAMILY_DISTILBERT, /* "distilbert" */
+    BERT_FAMILY_ROBERTA,    /* "roberta" */
+};
+
+/* The head: first token -> dense -> activation -> classifier. BERT's pooler and RoBERTa's
+ * classifier.dense are followed by tanh, DistilBERT's pre_classifier by ReLU. */
+enum bert_head_act { BERT_HEAD_TANH, BERT_HEAD_RELU };
+
 typedef struct {
+    enum bert_family family;
     int vocab_size, hidden, n_layers, n_heads, intermediate;
-    int max_positions, type_vocab_size;
+    int max_positions;   /* rows of the position table (max_position_embeddings) */
+    int type_vocab_size; /* 0: the family has no token types (DistilBERT), type ids are ignored */
+    /* Position ids: token t of a sequence gets position_offset + (the number of tokens before
+     * it whose id is not position_pad_id); a token whose id is position_pad_id gets position
+     * position_pad_id. BERT, DistilBERT: offset 0, pad -1 (positions 0..T-1). RoBERTa: HF's
+     * create_position_ids_from_input_ids, offset pad_token_id + 1, pad pad_token_id. */
+    int position_offset, position_pad_id;
+    int max_tokens; /* the longest sequence the positions allow: max_positions - position_offset */
+    enum bert_head_act head_act;
     float layer_norm_eps;
     int n_labels;
     char *labels[BERT_MAX_LABELS]; /* id2label, in id order (heap strings) */
@@ -50,8 +72,9 @@ typedef struct {
     float *word_emb, *pos_emb, *type_emb; /* [V][H], [P][H], [T][H] */
     float *emb_ln_g, *emb_ln_b;
     bert_layer *layers;     /* cfg.n_layers */
-    float *pool_w, *pool_b; /* [H][H] packed, [H] */
-    float *cls_w, *cls_b;   /* [n_labels][H] packed, [n_labels] */
+    float *pool_w, *pool_b; /* [H][H] packed, [H]: the head's dense layer (BERT's pooler,
+                               DistilBERT's pre_classifier, RoBERTa's classifier.dense) */
+    float *cls_w, *cls_b;   /* [n_labels][H] packed, [n_labels]: classifier (RoBERTa's out_proj) */
     void *storage;          /* owns every array above */
     size_t storage_bytes;   /* what the arrays take in storage (before rounding to huge pages) */
     enum bert_dtype dtype;
@@ -65,6 +88,9 @@ bert_model *bert_model_load(const char *dir, char *err);
 /* The same, with the encoder layers' linear weights in dtype (bert_model_load is BERT_F32). */
 bert_model *bert_model_load_dtype(const char *dir, enum bert_dtype dtype, char *err);
 void bert_model_free(bert_model *m);
+
+/* "bert", "distilbert" or "roberta" (config.json's model_type). */
+const char *bert_family_name(enum bert_family family);
 
 /* Bytes the model's weights take in memory (its storage, without the huge-page rounding). */
 size_t bert_model_bytes(const bert_model *m);
@@ -84,8 +110,9 @@ const char *bert_model_kernel_name(const bert_model *m);
 int bert_check_vocab(const bert_model *m, int n_tokens, const char *dir, char *err);
 
 /* The tensors of a checkpoint, in the order tools/random_model.c writes them (the loader finds
- * them by name, in any order): the embeddings', each layer's in turn, then the pooler's and the
- * classifier's. One table in model.c names them all. */
+ * them by name, in any order; tensors no table names, such as old checkpoints' position_ids
+ * buffers, are ignored): the embeddings', each layer's in turn, then the head's. One set of
+ * tables per family in model.c names them all. */
 typedef struct {
     char name[96];    /* HF's name, e.g. "bert.encoder.layer.3.attention.self.query.weight" */
     int ndim;         /* 2 for a matrix [rows][cols], 1 for a vector [rows] */

@@ -240,7 +240,7 @@ static int engine_open(struct engine *en, const struct options *o)
         tokenizer_free(en->tok);
         return 1;
     }
-    int limit = en->model->cfg.max_positions;
+    int limit = en->model->cfg.max_tokens;
     if (o->max_len > limit || (o->max_len > 0 && o->max_len < 3)) {
         fprintf(stderr, "bertserve-cli: --max-length must be from 3 to the model's %d positions\n", limit);
         bert_model_free(en->model);

@@ -126,7 +126,7 @@ static int bench_texts(const struct options *o, bert_model *m)
             break;
         }
         starts[n] = all.n;
-        if (tokenizer_encode(tok, line, len, NULL, 0, m->cfg.max_positions, &e, err) ||
+        if (tokenizer_encode(tok, line, len, NULL, 0, m->cfg.max_tokens, &e, err) ||
             packed_tokens_append(&all, &e)) {
             rc = -1;
             break;
@@ -244,7 +244,7 @@ int cli_bench(const struct options *o)
     }
     printf("%-10s %9s %9s %11s %9s %9s\n", "case", "ms (p50)", "ms (min)", "tokens/s", "GFLOP/s", "of sgemm");
     for (size_t k = 0; rc == 0 && k < sizeof cases / sizeof cases[0]; k++) {
-        int len = cases[k].len < c->max_positions ? cases[k].len : c->max_positions;
+        int len = cases[k].len < c->max_tokens ? cases[k].len : c->max_tokens;
         for (int i = 0; i < cases[k].n_seqs; i++) {
             lens[i] = len;
             ids[i * len] = 101; /* [CLS] */

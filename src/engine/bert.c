@@ -161,6 +161,35 @@ static void first_rows(float *dst, const float *x, const size_t *offsets, int n_
         memcpy(dst + (size_t)q * H, x + offsets[q] * H, H * sizeof(float));
 }
 
+/* Word + position (+ token type) embeddings and their LayerNorm, row by row. Positions restart
+ * in every sequence of the packed batch and follow the config's rule (model.h): 0..T-1 for BERT
+ * and DistilBERT, HF's create_position_ids_from_input_ids for RoBERTa. */
+static void embed(const bert_model *m, const bert_batch *b, float *x)
+{
+    const bert_config *c = &m->cfg;
+    int H = c->hidden;
+    size_t off = 0;
+    for (int q = 0; q < b->n_seqs; q++) {
+        int next = c->position_offset;
+        for (int t = 0; t < b->lens[q]; t++) {
+            int32_t id = b->ids[off + t];
+            int pos = id == c->position_pad_id ? c->position_pad_id : next++;
+            float *row = x + (off + t) * H;
+            const float *w = m->word_emb + (size_t)id * H, *p = m->pos_emb + (size_t)pos * H;
+            if (m->type_emb) {
+                const float *ty = m->type_emb + (size_t)b->type_ids[off + t] * H;
+                for (int i = 0; i < H; i++)
+                    row[i] = w[i] + p[i] + ty[i];
+            } else {
+                for (int i = 0; i < H; i++)
+                    row[i] = w[i] + p[i];
+            }
+            rowop_layernorm(row, NULL, NULL, m->emb_ln_g, m->emb_ln_b, H, c->layer_norm_eps);
+        }
+        off += (size_t)b->lens[q];
+    }
+}
+
 static int check_batch(const bert_model *m, const bert_batch *b, size_t *n_tokens, int *max_len, char *err)
 {
     const bert_config *c = &m->cfg;
@@ -170,15 +199,15 @@ static int check_batch(const bert_model *m, const bert_batch *b, size_t *n_token
     *max_len = 0;
     for (int s = 0; s < b->n_seqs; s++) {
         int len = b->lens[s];
-        if (len < 1 || len > c->max_positions)
-            return bs_fail(err, "sequence %d has %d tokens; the model takes 1 to %d (max_position_embeddings)",
-                           s, len, c->max_positions);
+        if (len < 1 || len > c->max_tokens)
+            return bs_fail(err, "sequence %d has %d tokens; the model takes 1 to %d (max_position_embeddings %d)",
+                           s, len, c->max_tokens, c->max_positions);
         for (int t = 0; t < len; t++) {
             int32_t id = b->ids[off + t], type = b->type_ids[off + t];
             if (id < 0 || id >= c->vocab_size)
                 return bs_fail(err, "token %d of sequence %d has id %d outside the vocabulary of %d",
                                t, s, (int)id, c->vocab_size);
-            if (type < 0 || type >= c->type_vocab_size)
+            if (c->type_vocab_size && (type < 0 || type >= c->type_vocab_size)) /* 0: ignored */
                 return bs_fail(err, "token %d of sequence %d has token type %d; the model has %d types",
                                t, s, (int)type, c->type_vocab_size);
         }
@@ -237,21 +266,12 @@ int bert_forward_debug(const bert_model *m, const bert_batch *b, float *logits, 
     void *quant = pooled + (size_t)S * H;
     size_t *offsets = (size_t *)(void *)(pooled + (size_t)S * H + quant_floats);
 
-    /* Embeddings: positions restart at 0 in every sequence of the packed batch. */
     size_t off = 0;
     for (int q = 0; q < S; q++) {
         offsets[q] = off;
-        for (int t = 0; t < b->lens[q]; t++) {
-            float *row = x + (off + t) * H;
-            const float *w = m->word_emb + (size_t)b->ids[off + t] * H;
-            const float *p = m->pos_emb + (size_t)t * H;
-            const float *ty = m->type_emb + (size_t)b->type_ids[off + t] * H;
-            for (int i = 0; i < H; i++)
-                row[i] = w[i] + p[i] + ty[i];
-            rowop_layernorm(row, NULL, NULL, m->emb_ln_g, m->emb_ln_b, H, c->layer_norm_eps);
-        }
         off += (size_t)b->lens[q];
     }
+    embed(m, b, x);
     if (hidden)
         memcpy(hidden, x, N * H * sizeof(float));
 
@@ -291,10 +311,11 @@ int bert_forward_debug(const bert_model *m, const bert_batch *b, float *logits, 
     if (!cls_only)
         first_rows(pool_in, x, offsets, S, H);
 
-    /* Pooler (tanh) and classifier. */
+    /* The head: dense + tanh (BERT's pooler, RoBERTa's classifier.dense) or + ReLU
+     * (DistilBERT's pre_classifier), then the classifier. */
     gemm_linear(pool, pool_in, S, m->pool_w, H, H, pooled, m->pool_b, GEMM_BIAS);
     for (size_t i = 0; i < (size_t)S * H; i++)
-        pooled[i] = tanhf(pooled[i]);
+        pooled[i] = c->head_act == BERT_HEAD_RELU ? fmaxf(pooled[i], 0.0f) : tanhf(pooled[i]);
     gemm_linear(pool, pooled, S, m->cls_w, c->n_labels, H, logits, m->cls_b, GEMM_BIAS);
     return 0;
 }

@@ -75,23 +75,60 @@ static int config_labels(const cJSON *root, const char *path, bert_config *cfg, 
     return 0;
 }
 
-static int config_parse(const cJSON *root, const char *path, bert_config *cfg, char *err)
+static const char *const FAMILY_NAMES[] = {"bert", "distilbert", "roberta"};
+/* The class-name prefix of each family's architectures entry (BertForSequenceClassification...). */
+static const char *const FAMILY_ARCH[] = {"BertFor", "DistilBertFor", "RobertaFor"};
+#define N_FAMILIES 3
+
+const char *bert_family_name(enum bert_family family) { return FAMILY_NAMES[family]; }
+
+/* model_type names the family; a config without it (older BERT checkpoints) is told by its
+ * architectures, and one with neither is BERT, as before families existed. */
+static int config_family(const cJSON *root, const char *path, bert_config *cfg, char *err)
 {
-    if (!cJSON_IsObject(root))
-        return bs_fail(err, "%s: not a valid JSON object", path);
-    /* The bounds keep every product of sizes far inside size_t and int token offsets. */
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    const cJSON *arch = cJSON_GetObjectItemCaseSensitive(root, "architectures");
+    const char *name = NULL, *field = "model_type";
+    if (mt && !cJSON_IsNull(mt)) {
+        name = cJSON_IsString(mt) ? mt->valuestring : "(not a string)";
+        for (int f = 0; f < N_FAMILIES; f++)
+            if (!strcmp(name, FAMILY_NAMES[f]))
+                return cfg->family = (enum bert_family)f, 0;
+    } else if (cJSON_IsArray(arch) && cJSON_GetArraySize(arch) > 0) {
+        const cJSON *a = cJSON_GetArrayItem(arch, 0);
+        name = cJSON_IsString(a) ? a->valuestring : "(not a string)";
+        field = "architectures";
+        for (int f = 0; f < N_FAMILIES; f++)
+            if (!strncmp(name, FAMILY_ARCH[f], strlen(FAMILY_ARCH[f])))
+                return cfg->family = (enum bert_family)f, 0;
+    } else {
+        return cfg->family = BERT_FAMILY_BERT, 0;
+    }
+    return bs_fail(err, "%s: %s %s is not supported (supported: bert, distilbert, roberta)", path, field, name);
+}
+
+/* A string field that must be absent, null or one value: the encoders are written for HF's
+ * exact erf "gelu" and absolute positions; anything else would give other logits. */
+static int config_only(const cJSON *root, const char *path, const char *key, const char *value, const char *why,
+                       char *err)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (j && !cJSON_IsNull(j) && (!cJSON_IsString(j) || strcmp(j->valuestring, value)))
+        return bs_fail(err, "%s: %s %s is not supported (only \"%s\"%s)", path, key,
+                       cJSON_IsString(j) ? j->valuestring : "(not a string)", value, why);
+    return 0;
+}
+
+/* BERT and RoBERTa share BertConfig's names. The bounds keep every product of sizes far inside
+ * size_t and int token offsets. */
+static int config_bert_sizes(const cJSON *root, const char *path, bert_config *cfg, char *err)
+{
     if (config_int(root, path, "hidden_size", 1, 1 << 16, &cfg->hidden, err) ||
         config_int(root, path, "num_hidden_layers", 1, 1024, &cfg->n_layers, err) ||
         config_int(root, path, "num_attention_heads", 1, 1 << 16, &cfg->n_heads, err) ||
         config_int(root, path, "intermediate_size", 1, 1 << 18, &cfg->intermediate, err) ||
-        config_int(root, path, "max_position_embeddings", 1, 1 << 16, &cfg->max_positions, err) ||
-        config_int(root, path, "type_vocab_size", 1, 1 << 16, &cfg->type_vocab_size, err) ||
-        config_int(root, path, "vocab_size", 1, 1 << 24, &cfg->vocab_size, err))
+        config_int(root, path, "type_vocab_size", 1, 1 << 16, &cfg->type_vocab_size, err))
         return -1;
-    if (cfg->hidden % cfg->n_heads != 0)
-        return bs_fail(err, "%s: hidden_size %d is not divisible by num_attention_heads %d", path,
-                       cfg->hidden, cfg->n_heads);
-
     const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_eps");
     cfg->layer_norm_eps = 1e-12f; /* HF's default */
     if (eps) {
@@ -102,16 +139,66 @@ static int config_parse(const cJSON *root, const char *path, bert_config *cfg, c
             return bs_fail(err, "%s: field layer_norm_eps must be a number between 0 and 1 (above 1e-45)", path);
         cfg->layer_norm_eps = v;
     }
+    return config_only(root, path, "hidden_act", "gelu", ", the exact erf GELU", err) ||
+                   config_only(root, path, "position_embedding_type", "absolute", "", err)
+               ? -1
+               : 0;
+}
 
-    /* HF's "gelu" is the exact erf form; the tanh approximations would give other logits. */
-    const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
-    if (act && (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu")))
-        return bs_fail(err, "%s: hidden_act %s is not supported (only \"gelu\", the exact erf GELU)",
-                       path, cJSON_IsString(act) ? act->valuestring : "(not a string)");
-    const cJSON *pos = cJSON_GetObjectItemCaseSensitive(root, "position_embedding_type");
-    if (pos && !cJSON_IsNull(pos) && (!cJSON_IsString(pos) || strcmp(pos->valuestring, "absolute")))
-        return bs_fail(err, "%s: position_embedding_type %s is not supported (only \"absolute\")",
-                       path, cJSON_IsString(pos) ? pos->valuestring : "(not a string)");
+/* DistilBertConfig's own names (hidden_size etc. are only its attribute_map aliases, never
+ * written to config.json). It has no token types, and HF hard-codes its LayerNorms' eps to 1e-12.
+ * sinusoidal_pos_embds only changes how HF initialises the position table, which the checkpoint
+ * holds either way. */
+static int config_distilbert_sizes(const cJSON *root, const char *path, bert_config *cfg, char *err)
+{
+    if (config_int(root, path, "dim", 1, 1 << 16, &cfg->hidden, err) ||
+        config_int(root, path, "n_layers", 1, 1024, &cfg->n_layers, err) ||
+        config_int(root, path, "n_heads", 1, 1 << 16, &cfg->n_heads, err) ||
+        config_int(root, path, "hidden_dim", 1, 1 << 18, &cfg->intermediate, err))
+        return -1;
+    cfg->type_vocab_size = 0;
+    cfg->layer_norm_eps = 1e-12f;
+    cfg->head_act = BERT_HEAD_RELU;
+    return config_only(root, path, "activation", "gelu", ", the exact erf GELU", err);
+}
+
+/* RoBERTa numbers positions from pad_token_id + 1 (HF's create_position_ids_from_input_ids), so
+ * its position table holds pad_token_id + 1 more rows than the longest sequence. */
+static int config_positions(const cJSON *root, const char *path, bert_config *cfg, char *err)
+{
+    cfg->position_offset = 0;
+    cfg->position_pad_id = -1;
+    if (cfg->family == BERT_FAMILY_ROBERTA) {
+        int pad = 1; /* RobertaConfig's default */
+        if (cJSON_GetObjectItemCaseSensitive(root, "pad_token_id") &&
+            config_int(root, path, "pad_token_id", 0, cfg->vocab_size - 1, &pad, err))
+            return -1;
+        if (pad + 1 >= cfg->max_positions)
+            return bs_fail(err, "%s: max_position_embeddings %d leaves no position for a token after "
+                           "pad_token_id %d + 1 (RoBERTa numbers positions from there)", path, cfg->max_positions, pad);
+        cfg->position_offset = pad + 1;
+        cfg->position_pad_id = pad;
+    }
+    cfg->max_tokens = cfg->max_positions - cfg->position_offset;
+    return 0;
+}
+
+static int config_parse(const cJSON *root, const char *path, bert_config *cfg, char *err)
+{
+    if (!cJSON_IsObject(root))
+        return bs_fail(err, "%s: not a valid JSON object", path);
+    if (config_family(root, path, cfg, err))
+        return -1;
+    int rc = cfg->family == BERT_FAMILY_DISTILBERT ? config_distilbert_sizes(root, path, cfg, err)
+                                                   : config_bert_sizes(root, path, cfg, err);
+    if (rc || config_int(root, path, "max_position_embeddings", 1, 1 << 16, &cfg->max_positions, err) ||
+        config_int(root, path, "vocab_size", 1, 1 << 24, &cfg->vocab_size, err) ||
+        config_positions(root, path, cfg, err))
+        return -1;
+    const char *heads = cfg->family == BERT_FAMILY_DISTILBERT ? "n_heads" : "num_attention_heads";
+    if (cfg->hidden % cfg->n_heads != 0)
+        return bs_fail(err, "%s: %s %d is not divisible by %s %d", path,
+                       cfg->family == BERT_FAMILY_DISTILBERT ? "dim" : "hidden_size", cfg->hidden, heads, cfg->n_heads);
 
     const cJSON *pt = cJSON_GetObjectItemCaseSensitive(root, "problem_type");
     if (pt && !cJSON_IsNull(pt)) {
@@ -227,7 +314,7 @@ static void layout(bert_model *m, float *base, size_t *used)
     size_t H = (size_t)c->hidden, I = (size_t)c->intermediate;
     m->word_emb = carve(base, used, (size_t)c->vocab_size * H);
     m->pos_emb = carve(base, used, (size_t)c->max_positions * H);
-    m->type_emb = carve(base, used, (size_t)c->type_vocab_size * H);
+    m->type_emb = c->type_vocab_size ? carve(base, used, (size_t)c->type_vocab_size * H) : NULL;
     m->emb_ln_g = carve(base, used, H);
     m->emb_ln_b = carve(base, used, H);
     for (int l = 0; l < c->n_layers; l++) {
@@ -295,7 +382,7 @@ struct tensor_spec {
 #define IN_MODEL(field) offsetof(bert_model, field)
 #define IN_LAYER(field) offsetof(bert_layer, field)
 
-static const struct tensor_spec embedding_tensors[] = {
+static const struct tensor_spec bert_embeddings[] = {
     {"bert.embeddings.word_embeddings.weight", DIM_VOCAB, DIM_HIDDEN, IN_MODEL(word_emb), 0},
     {"bert.embeddings.position_embeddings.weight", DIM_POSITIONS, DIM_HIDDEN, IN_MODEL(pos_emb), 0},
     {"bert.embeddings.token_type_embeddings.weight", DIM_TYPES, DIM_HIDDEN, IN_MODEL(type_emb), 0},
@@ -303,7 +390,7 @@ static const struct tensor_spec embedding_tensors[] = {
     {"bert.embeddings.LayerNorm.bias", DIM_HIDDEN, DIM_NONE, IN_MODEL(emb_ln_b), 0},
 };
 
-static const struct tensor_spec layer_tensors[] = {
+static const struct tensor_spec bert_layer_tensors[] = {
     {"bert.encoder.layer.%d.attention.self.query.weight", DIM_HIDDEN, DIM_HIDDEN, IN_LAYER(qkv_w), 0},
     {"bert.encoder.layer.%d.attention.self.query.bias", DIM_HIDDEN, DIM_NONE, IN_LAYER(qkv_b), 0},
     {"bert.encoder.layer.%d.attention.self.key.weight", DIM_HIDDEN, DIM_HIDDEN, IN_LAYER(qkv_w), 1},
@@ -322,32 +409,103 @@ static const struct tensor_spec layer_tensors[] = {
     {"bert.encoder.layer.%d.output.LayerNorm.bias", DIM_HIDDEN, DIM_NONE, IN_LAYER(ln2_b), 0},
 };
 
-static const struct tensor_spec head_tensors[] = {
+static const struct tensor_spec bert_head[] = {
     {"bert.pooler.dense.weight", DIM_HIDDEN, DIM_HIDDEN, IN_MODEL(pool_w), 0},
     {"bert.pooler.dense.bias", DIM_HIDDEN, DIM_NONE, IN_MODEL(pool_b), 0},
     {"classifier.weight", DIM_LABELS, DIM_HIDDEN, IN_MODEL(cls_w), 0},
     {"classifier.bias", DIM_LABELS, DIM_NONE, IN_MODEL(cls_b), 0},
 };
 
+/* DistilBERT: no token types; attention and FFN under their own names. */
+static const struct tensor_spec distilbert_embeddings[] = {
+    {"distilbert.embeddings.word_embeddings.weight", DIM_VOCAB, DIM_HIDDEN, IN_MODEL(word_emb), 0},
+    {"distilbert.embeddings.position_embeddings.weight", DIM_POSITIONS, DIM_HIDDEN, IN_MODEL(pos_emb), 0},
+    {"distilbert.embeddings.LayerNorm.weight", DIM_HIDDEN, DIM_NONE, IN_MODEL(emb_ln_g), 0},
+    {"distilbert.embeddings.LayerNorm.bias", DIM_HIDDEN, DIM_NONE, IN_MODEL(emb_ln_b), 0},
+};
+
+static const struct tensor_spec distilbert_layer_tensors[] = {
+    {"distilbert.transformer.layer.%d.attention.q_lin.weight", DIM_HIDDEN, DIM_HIDDEN, IN_LAYER(qkv_w), 0},
+    {"distilbert.transformer.layer.%d.attention.q_lin.bias", DIM_HIDDEN, DIM_NONE, IN_LAYER(qkv_b), 0},
+    {"distilbert.transformer.layer.%d.attention.k_lin.weight", DIM_HIDDEN, DIM_HIDDEN, IN_LAYER(qkv_w), 1},
+    {"distilbert.transformer.layer.%d.attention.k_lin.bias", DIM_HIDDEN, DIM_NONE, IN_LAYER(qkv_b), 1},
+    {"distilbert.transformer.layer.%d.attention.v_lin.weight", DIM_HIDDEN, DIM_HIDDEN, IN_LAYER(qkv_w), 2},
+    {"distilbert.transformer.layer.%d.attention.v_lin.bias", DIM_HIDDEN, DIM_NONE, IN_LAYER(qkv_b), 2},
+    {"distilbert.transformer.layer.%d.attention.out_lin.weight", DIM_HIDDEN, DIM_HIDDEN, IN_LAYER(attn_out_w), 0},
+    {"distilbert.transformer.layer.%d.attention.out_lin.bias", DIM_HIDDEN, DIM_NONE, IN_LAYER(attn_out_b), 0},
+    {"distilbert.transformer.layer.%d.sa_layer_norm.weight", DIM_HIDDEN, DIM_NONE, IN_LAYER(ln1_g), 0},
+    {"distilbert.transformer.layer.%d.sa_layer_norm.bias", DIM_HIDDEN, DIM_NONE, IN_LAYER(ln1_b), 0},
+    {"distilbert.transformer.layer.%d.ffn.lin1.weight", DIM_INTERMEDIATE, DIM_HIDDEN, IN_LAYER(ffn_in_w), 0},
+    {"distilbert.transformer.layer.%d.ffn.lin1.bias", DIM_INTERMEDIATE, DIM_NONE, IN_LAYER(ffn_in_b), 0},
+    {"distilbert.transformer.layer.%d.ffn.lin2.weight", DIM_HIDDEN, DIM_INTERMEDIATE, IN_LAYER(ffn_out_w), 0},
+    {"distilbert.transformer.layer.%d.ffn.lin2.bias", DIM_HIDDEN, DIM_NONE, IN_LAYER(ffn_out_b), 0},
+    {"distilbert.transformer.layer.%d.output_layer_norm.weight", DIM_HIDDEN, DIM_NONE, IN_LAYER(ln2_g), 0},
+    {"distilbert.transformer.layer.%d.output_layer_norm.bias", DIM_HIDDEN, DIM_NONE, IN_LAYER(ln2_b), 0},
+};
+
+static const struct tensor_spec distilbert_head[] = {
+    {"pre_classifier.weight", DIM_HIDDEN, DIM_HIDDEN, IN_MODEL(pool_w), 0},
+    {"pre_classifier.bias", DIM_HIDDEN, DIM_NONE, IN_MODEL(pool_b), 0},
+    {"classifier.weight", DIM_LABELS, DIM_HIDDEN, IN_MODEL(cls_w), 0},
+    {"classifier.bias", DIM_LABELS, DIM_NONE, IN_MODEL(cls_b), 0},
+};
+
+/* RoBERTa: BERT's layers under "roberta.", no pooler; its head is classifier.dense + out_proj. */
+static const struct tensor_spec roberta_embeddings[] = {
+    {"roberta.embeddings.word_embeddings.weight", DIM_VOCAB, DIM_HIDDEN, IN_MODEL(word_emb), 0},
+    {"roberta.embeddings.position_embeddings.weight", DIM_POSITIONS, DIM_HIDDEN, IN_MODEL(pos_emb), 0},
+    {"roberta.embeddings.token_type_embeddings.weight", DIM_TYPES, DIM_HIDDEN, IN_MODEL(type_emb), 0},
+    {"roberta.embeddings.LayerNorm.weight", DIM_HIDDEN, DIM_NONE, IN_MODEL(emb_ln_g), 0},
+    {"roberta.embeddings.LayerNorm.bias", DIM_HIDDEN, DIM_NONE, IN_MODEL(emb_ln_b), 0},
+};
+
+static const struct tensor_spec roberta_head[] = {
+    {"classifier.dense.weight", DIM_HIDDEN, DIM_HIDDEN, IN_MODEL(pool_w), 0},
+    {"classifier.dense.bias", DIM_HIDDEN, DIM_NONE, IN_MODEL(pool_b), 0},
+    {"classifier.out_proj.weight", DIM_LABELS, DIM_HIDDEN, IN_MODEL(cls_w), 0},
+    {"classifier.out_proj.bias", DIM_LABELS, DIM_NONE, IN_MODEL(cls_b), 0},
+};
+
 #define COUNT(table) (int)(sizeof table / sizeof table[0])
+
+/* A family's tables. layer_prefix (the layers' names with the layer number replaced by %d and
+ * the rest cut) finds tensors of layers the config does not have. RoBERTa's layers are BERT's
+ * tables renamed at run time: layer_rename replaces the leading "bert." of each. */
+struct family_tables {
+    const struct tensor_spec *embeddings, *layer, *head;
+    int n_embeddings, n_layer, n_head;
+    const char *layer_prefix, *layer_rename;
+};
+
+static const struct family_tables FAMILY_TABLES[N_FAMILIES] = {
+    [BERT_FAMILY_BERT] = {bert_embeddings, bert_layer_tensors, bert_head, COUNT(bert_embeddings),
+                          COUNT(bert_layer_tensors), COUNT(bert_head), "bert.encoder.layer.%d.", NULL},
+    [BERT_FAMILY_DISTILBERT] = {distilbert_embeddings, distilbert_layer_tensors, distilbert_head,
+                                COUNT(distilbert_embeddings), COUNT(distilbert_layer_tensors), COUNT(distilbert_head),
+                                "distilbert.transformer.layer.%d.", NULL},
+    [BERT_FAMILY_ROBERTA] = {roberta_embeddings, bert_layer_tensors, roberta_head, COUNT(roberta_embeddings),
+                             COUNT(bert_layer_tensors), COUNT(roberta_head), "roberta.encoder.layer.%d.", "roberta."},
+};
 
 int bert_tensor_count(const bert_config *c)
 {
-    return COUNT(embedding_tensors) + c->n_layers * COUNT(layer_tensors) + COUNT(head_tensors);
+    const struct family_tables *f = &FAMILY_TABLES[c->family];
+    return f->n_embeddings + c->n_layers * f->n_layer + f->n_head;
 }
 
 /* Tensor i's entry in the tables; *layer is its layer, or -1 outside the layers. */
 static const struct tensor_spec *tensor_spec(const bert_config *c, int i, int *layer)
 {
+    const struct family_tables *f = &FAMILY_TABLES[c->family];
     *layer = -1;
-    if (i < COUNT(embedding_tensors))
-        return &embedding_tensors[i];
-    i -= COUNT(embedding_tensors);
-    if (i < c->n_layers * COUNT(layer_tensors)) {
-        *layer = i / COUNT(layer_tensors);
-        return &layer_tensors[i % COUNT(layer_tensors)];
+    if (i < f->n_embeddings)
+        return &f->embeddings[i];
+    i -= f->n_embeddings;
+    if (i < c->n_layers * f->n_layer) {
+        *layer = i / f->n_layer;
+        return &f->layer[i % f->n_layer];
     }
-    return &head_tensors[i - c->n_layers * COUNT(layer_tensors)];
+    return &f->head[i - c->n_layers * f->n_layer];
 }
 
 static int64_t dim_size(const bert_config *c, enum dim d)
@@ -368,7 +526,14 @@ void bert_tensor_describe(const bert_config *c, int i, bert_tensor *t)
 {
     int layer;
     const struct tensor_spec *s = tensor_spec(c, i, &layer);
-    snprintf(t->name, sizeof t->name, s->name, layer);
+    const char *rename = FAMILY_TABLES[c->family].layer_rename;
+    if (layer >= 0 && rename) { /* "bert.encoder..." -> "roberta.encoder..." */
+        char name[96];
+        snprintf(name, sizeof name, "%s%s", rename, s->name + strlen("bert."));
+        snprintf(t->name, sizeof t->name, name, layer);
+    } else {
+        snprintf(t->name, sizeof t->name, s->name, layer);
+    }
     t->ndim = s->cols == DIM_NONE ? 1 : 2;
     t->shape[0] = dim_size(c, s->rows);
     t->shape[1] = dim_size(c, s->cols);
@@ -446,7 +611,7 @@ static int check_tensors(const st_file *st, bert_model *m, const st_tensor **fou
     /* Layers beyond num_hidden_layers mean the config does not describe these weights. */
     for (int i = 0; i < st->n_tensors; i++) {
         int layer;
-        if (sscanf(st->tensors[i].name, "bert.encoder.layer.%d.", &layer) == 1 &&
+        if (sscanf(st->tensors[i].name, FAMILY_TABLES[m->cfg.family].layer_prefix, &layer) == 1 &&
             (layer < 0 || layer >= m->cfg.n_layers))
             return bs_fail(err, "%s: tensor %s belongs to a layer beyond num_hidden_layers %d in config.json",
                            st->path, st->tensors[i].name, m->cfg.n_layers);
@@ -504,7 +669,7 @@ static int read_tensors(bert_model *m, st_file *st, const st_tensor **found, cha
     size_t buf_cap = 0;
     int rc = 0;
     for (int i = 0; i < bert_tensor_count(c) && rc == 0; i++) {
-        int layer, k = i - COUNT(embedding_tensors), per = COUNT(layer_tensors);
+        int layer, k = i - FAMILY_TABLES[c->family].n_embeddings, per = FAMILY_TABLES[c->family].n_layer;
         tensor_spec(c, i, &layer); /* k: the tensor's place in its layer, when in one */
         bool starts = layer >= 0 && k % per == 0, ends = layer >= 0 && k % per == per - 1;
         if (staged && starts)

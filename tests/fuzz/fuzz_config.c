@@ -21,9 +21,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         FUZZ_ASSERT(c.hidden >= 1 && c.n_heads >= 1 && c.hidden % c.n_heads == 0, "hidden %d heads %d", c.hidden,
                     c.n_heads);
-        FUZZ_ASSERT(c.n_layers >= 1 && c.intermediate >= 1 && c.max_positions >= 1 && c.type_vocab_size >= 1 &&
-                        c.vocab_size >= 1,
+        FUZZ_ASSERT(c.n_layers >= 1 && c.intermediate >= 1 && c.max_positions >= 1 &&
+                        c.vocab_size >= 1 && c.max_tokens >= 1 && c.max_tokens <= c.max_positions,
                     "sizes");
+        /* Only DistilBERT has no token types; the others need at least one. */
+        FUZZ_ASSERT((c.type_vocab_size == 0) == (c.family == BERT_FAMILY_DISTILBERT), "type_vocab_size %d",
+                    c.type_vocab_size);
+        FUZZ_ASSERT(c.position_pad_id < 0 || (c.position_pad_id < c.vocab_size &&
+                                              c.position_offset == c.position_pad_id + 1),
+                    "pad %d offset %d", c.position_pad_id, c.position_offset);
         FUZZ_ASSERT(c.layer_norm_eps > 0 && c.layer_norm_eps < 1, "eps %g", (double)c.layer_norm_eps);
         FUZZ_ASSERT(c.n_labels >= 1 && c.n_labels <= BERT_MAX_LABELS, "n_labels %d", c.n_labels);
         for (int i = 0; i < c.n_labels; i++)

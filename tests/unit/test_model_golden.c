@@ -1,5 +1,6 @@
 /* The forward pass against the golden logits, probabilities, padded batches and hidden states
- * of every golden model, within the tolerances of shared/golden/README.md. */
+ * of every golden model, within the tolerances of shared/golden/README.md (BERT) and
+ * shared/golden/ENCODERS.md (DistilBERT, RoBERTa). */
 #include "check.h"
 #include "common/bs_error.h"
 #include "common/buffer.h"
@@ -17,12 +18,13 @@
 typedef struct {
     const char *name;
     float logit_tol;
-    int phrasebank;
+    int phrasebank; /* rows of phrasebank_logits.jsonl, 0: none */
 } golden_model;
 
 static const golden_model MODELS[] = {
-    {"tiny-bert", 1e-5f, 1},      {"tiny-bert-f16", 1e-5f, 0}, {"tiny-bert-bf16", 1e-5f, 0},
-    {"tiny-bert-512", 1e-5f, 0},  {"finsent-mini", 2e-5f, 1},
+    {"tiny-bert", 1e-5f, 4846},      {"tiny-bert-f16", 1e-5f, 0},      {"tiny-bert-bf16", 1e-5f, 0},
+    {"tiny-bert-512", 1e-5f, 0},     {"finsent-mini", 2e-5f, 4846},    {"distilbert-tiny", 1e-5f, 500},
+    {"roberta-tiny", 1e-5f, 500},
 };
 #define PROB_TOL 1e-5f
 #define HIDDEN_TOL 1e-5f
@@ -371,16 +373,16 @@ static void check_model(const golden_model *g)
     if (g->phrasebank) {
         phrase_ctx pc = {.r = &r};
         snprintf(rel, sizeof rel, "golden/%s/phrasebank_logits.jsonl", g->name);
-        CHECK(for_each_line(shared_path(rel), phrase_row, &pc) == 4846, "%s: phrasebank rows", g->name);
+        CHECK(for_each_line(shared_path(rel), phrase_row, &pc) == g->phrasebank, "%s: phrasebank rows", g->name);
         phrase_flush(&pc);
         packed_free(&pc.p);
     }
     char phrase[32] = "n/a";
     if (g->phrasebank)
         snprintf(phrase, sizeof phrase, "%.2e", r.max_phrase);
-    printf("%-15s %-4s max |dlogit| single %.2e  padded batches %.2e  mixed batch %.2e  phrasebank %s  "
+    printf("%-15s %-10s %-4s max |dlogit| single %.2e  padded batches %.2e  mixed batch %.2e  phrasebank %s  "
            "max |dprob| %.2e  max |dhidden| %.2e  label mismatches %d\n",
-           g->name, r.m->weights_dtype, r.max_logit, r.max_batch, r.max_mixed, phrase, r.max_prob,
+           g->name, bert_family_name(r.m->cfg.family), r.m->weights_dtype, r.max_logit, r.max_batch, r.max_mixed, phrase, r.max_prob,
            r.max_hidden, r.label_mismatches);
     packed_free(&r.all);
     free(r.single);
