@@ -108,6 +108,8 @@ const char *bert_model_kernel_name(const bert_model *m);
  * (config.json's vocab_size), else -1 with err naming the file: a token id past the table has
  * no embedding. */
 int bert_check_vocab(const bert_model *m, int n_tokens, const char *dir, char *err);
+/* The same for any vocabulary file (vocab_file names it in the message: vocab.json for BPE). */
+int bert_check_vocab_file(const bert_model *m, int n_tokens, const char *vocab_file, char *err);
 
 /* The tensors of a checkpoint, in the order tools/random_model.c writes them (the loader finds
  * them by name, in any order; tensors no table names, such as old checkpoints' position_ids

@@ -1,11 +1,12 @@
 /* bertserve-cli: the engine from the command line (tokenize, predict, eval, bench), and score. */
 #include "cli/cli.h"
 #include "common/bs_error.h"
+#include "common/fileio.h"
 #include "common/json_text.h"
 #include "engine/bert.h"
 #include "engine/model.h"
 #include "engine/predict.h"
-#include "text/tokenizer.h"
+#include "text/any_tokenizer.h"
 #include "text/utf8.h"
 
 #include <cjson/cJSON.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -40,7 +42,8 @@ static void usage(FILE *f)
             "with feedback JSON lines ({\"request_id\", \"index\", \"label\"}) and prints the same figures\n"
             "per model version (see README, Prediction log).\n"
             "\n"
-            "  --model DIR       HuggingFace model directory (config.json, vocab.txt, model.safetensors)\n"
+            "  --model DIR       HuggingFace model directory (config.json, model.safetensors, and vocab.txt, or\n"
+            "                    vocab.json + merges.txt for RoBERTa)\n"
             "  --dtype T         f32 (default), bf16 or int8: the encoder layers' linear weights\n"
             "                    rounded to bfloat16 at load (half their memory) and their products\n"
             "                    run on bf16 inputs with float32 sums; or int8: those weights\n"
@@ -95,9 +98,8 @@ static int parse_line(char *line, size_t len, bool jsonl, bool pair, struct text
     return 0;
 }
 
-static void print_encoding(const tokenizer *t, const encoding *e)
+static void print_encoding(const any_tokenizer *t, const encoding *e)
 {
-    const vocab *v = tokenizer_vocab(t);
     cJSON *out = cJSON_CreateObject();
     cJSON *ids = cJSON_AddArrayToObject(out, "ids");
     cJSON *tokens = cJSON_AddArrayToObject(out, "tokens");
@@ -105,7 +107,7 @@ static void print_encoding(const tokenizer *t, const encoding *e)
     cJSON *offsets = cJSON_AddArrayToObject(out, "offsets");
     for (int i = 0; i < e->n; i++) {
         cJSON_AddItemToArray(ids, cJSON_CreateNumber(e->ids[i]));
-        cJSON_AddItemToArray(tokens, cJSON_CreateString(vocab_token(v, e->ids[i])));
+        cJSON_AddItemToArray(tokens, cJSON_CreateString(any_tokenizer_token(t, e->ids[i])));
         cJSON_AddItemToArray(types, cJSON_CreateNumber(e->type_ids[i]));
         int span[2] = {e->spans[i].start, e->spans[i].end};
         cJSON_AddItemToArray(offsets, cJSON_CreateIntArray(span, 2));
@@ -187,7 +189,7 @@ static int cmd_tokenize(const struct options *o)
         fprintf(stderr, "bertserve-cli: --max-length must be at least 2\n");
         return 2;
     }
-    tokenizer *t = tokenizer_load(o->model, err);
+    any_tokenizer *t = any_tokenizer_load(o->model, err);
     if (!t) {
         fprintf(stderr, "bertserve-cli: %s\n", err);
         return 1;
@@ -204,7 +206,8 @@ static int cmd_tokenize(const struct options *o)
         struct text_input in;
         cJSON *json;
         if (parse_line(line, len, o->jsonl, o->pair, &in, &json, err) == 0 &&
-            tokenizer_encode(t, in.text, in.len, in.pair, in.pair_len, o->max_len, &e, err) == 0) {
+            any_tokenizer_encode(t, in.text, in.len, in.pair, in.pair_len, o->max_len, TRUNCATE_RIGHT, &e, err) ==
+                0) {
             print_encoding(t, &e);
         } else {
             print_error(err);
@@ -214,37 +217,56 @@ static int cmd_tokenize(const struct options *o)
     }
     free(line);
     encoding_free(&e);
-    tokenizer_free(t);
+    any_tokenizer_free(t);
     return status;
 }
 
 /* ---- predict and eval: a tokenizer and a model, texts run in packed batches ---------- */
 
 struct engine {
-    tokenizer *tok;
+    any_tokenizer *tok;
     bert_model *model;
     int max_len;
     bert_scratch scratch;
 };
 
+/* The model's family needs its own tokenizer: RoBERTa's ids are byte-level BPE's, BERT's and
+ * DistilBERT's WordPiece's; the other would give valid ids for the wrong tokens. Then every id
+ * the tokenizer can give must have an embedding. */
+static int check_tokenizer(const struct engine *en, const char *dir, char *err)
+{
+    bool bpe = any_tokenizer_family(en->tok) == TOKENIZER_BPE;
+    bool roberta = en->model->cfg.family == BERT_FAMILY_ROBERTA;
+    if (bpe != roberta)
+        return bs_fail(err, "%s: model_type %s needs a %s tokenizer, but the directory holds a %s one (%s)", dir,
+                       bert_family_name(en->model->cfg.family), roberta ? "byte-level BPE" : "WordPiece",
+                       any_tokenizer_family_name(en->tok), bpe ? "merges.txt or tokenizer.json" : "vocab.txt");
+    char file[BS_PATH_LEN];
+    snprintf(file, sizeof file, "%s/%s", dir, bpe ? "vocab.json" : "vocab.txt");
+    if (bpe && access(file, F_OK) != 0) /* a BPE tokenizer read from tokenizer.json alone */
+        snprintf(file, sizeof file, "%s/tokenizer.json", dir);
+    return bert_check_vocab_file(en->model, any_tokenizer_vocab_size(en->tok), file, err);
+}
+
 static int engine_open(struct engine *en, const struct options *o)
 {
     char err[BS_ERR_LEN];
     memset(en, 0, sizeof *en);
-    en->tok = tokenizer_load(o->model, err);
+    en->tok = any_tokenizer_load(o->model, err);
     if (en->tok)
         en->model = bert_model_load_dtype(o->model, o->dtype, err);
-    if (!en->tok || !en->model || bert_check_vocab(en->model, vocab_size(tokenizer_vocab(en->tok)), o->model, err)) {
+    if (!en->tok || !en->model || check_tokenizer(en, o->model, err)) {
         bert_model_free(en->model);
         fprintf(stderr, "bertserve-cli: %s\n", err);
-        tokenizer_free(en->tok);
+        any_tokenizer_free(en->tok);
         return 1;
     }
+    /* RoBERTa's positions start after pad_token_id: 514 of them hold 512 tokens. */
     int limit = en->model->cfg.max_tokens;
     if (o->max_len > limit || (o->max_len > 0 && o->max_len < 3)) {
         fprintf(stderr, "bertserve-cli: --max-length must be from 3 to the model's %d positions\n", limit);
         bert_model_free(en->model);
-        tokenizer_free(en->tok);
+        any_tokenizer_free(en->tok);
         return 2;
     }
     en->max_len = o->max_len ? o->max_len : limit;
@@ -255,7 +277,7 @@ static void engine_close(struct engine *en)
 {
     bert_scratch_free(&en->scratch);
     bert_model_free(en->model);
-    tokenizer_free(en->tok);
+    any_tokenizer_free(en->tok);
 }
 
 #define BATCH_TEXTS 32
@@ -277,8 +299,8 @@ static int pending_add(struct pending *p, struct engine *en, encoding *e, const 
     int i = p->n++;
     p->lens[i] = 0;
     p->error[i] = NULL;
-    if (parse_err || tokenizer_encode(en->tok, in->text, in->len, in->pair, in->pair_len,
-                                      en->max_len, e, err)) {
+    if (parse_err || any_tokenizer_encode(en->tok, in->text, in->len, in->pair, in->pair_len, en->max_len,
+                                          TRUNCATE_RIGHT, e, err)) {
         p->error[i] = strdup(parse_err ? parse_err : err);
         return 0;
     }

@@ -17,7 +17,7 @@
 #include "engine/gemm_int8.h"
 #include "engine/model.h"
 #include "engine/threadpool.h"
-#include "text/tokenizer.h"
+#include "text/any_tokenizer.h"
 
 #include <cblas.h>
 #include <stdint.h>
@@ -103,11 +103,11 @@ static double forward_flops(const bert_config *c, const int *lens, int n)
 static int bench_texts(const struct options *o, bert_model *m)
 {
     char err[BS_ERR_LEN];
-    tokenizer *tok = tokenizer_load(o->model, err);
+    any_tokenizer *tok = any_tokenizer_load(o->model, err);
     FILE *f = tok ? fopen(o->file, "r") : NULL;
     if (!f) {
         fprintf(stderr, "bertserve-cli: %s\n", tok ? o->file : err);
-        tokenizer_free(tok);
+        any_tokenizer_free(tok);
         return 1;
     }
     /* Every text's tokens, end to end, and where each starts. */
@@ -126,7 +126,7 @@ static int bench_texts(const struct options *o, bert_model *m)
             break;
         }
         starts[n] = all.n;
-        if (tokenizer_encode(tok, line, len, NULL, 0, m->cfg.max_tokens, &e, err) ||
+        if (any_tokenizer_encode(tok, line, len, NULL, 0, m->cfg.max_tokens, TRUNCATE_RIGHT, &e, err) ||
             packed_tokens_append(&all, &e)) {
             rc = -1;
             break;
@@ -192,7 +192,7 @@ static int bench_texts(const struct options *o, bert_model *m)
     encoding_free(&e);
     packed_tokens_free(&all);
     free(starts), free(lens), free(batch_lens), free(ids), free(types), free(logits);
-    tokenizer_free(tok);
+    any_tokenizer_free(tok);
     return rc ? 1 : 0;
 }
 

@@ -816,8 +816,15 @@ const char *bert_model_kernel_name(const bert_model *m)
 
 int bert_check_vocab(const bert_model *m, int n_tokens, const char *dir, char *err)
 {
+    char file[BS_PATH_LEN];
+    snprintf(file, sizeof file, "%s/vocab.txt", dir);
+    return bert_check_vocab_file(m, n_tokens, file, err);
+}
+
+int bert_check_vocab_file(const bert_model *m, int n_tokens, const char *vocab_file, char *err)
+{
     if (n_tokens > m->cfg.vocab_size)
-        return bs_fail(err, "%s/vocab.txt: %d tokens, more than config.json's vocab_size of %d", dir, n_tokens,
+        return bs_fail(err, "%s: %d tokens, more than config.json's vocab_size of %d", vocab_file, n_tokens,
                        m->cfg.vocab_size);
     return 0;
 }
