@@ -490,6 +490,7 @@ cJSON *infer_describe(const struct infer_service *s)
     for (int k = 0; k < c->n_labels; k++)
         cJSON_AddItemToArray(labels, cJSON_CreateString(c->labels[k]));
     cJSON_AddBoolToObject(o, "multi_label", c->multi_label);
+    cJSON_AddStringToObject(o, "model_type", bert_family_name(c->family));
     cJSON_AddNumberToObject(o, "max_tokens", m->max_len);
     cJSON_AddNumberToObject(o, "max_position_embeddings", c->max_positions);
     cJSON_AddNumberToObject(o, "layers", c->n_layers);

@@ -50,7 +50,7 @@ served_model *served_model_load(const char *dir, const char *version_given, enum
     int rc = -1;
     if ((m->tok = tokenizer_load(dir, err)) && (m->model = bert_model_load_dtype(dir, dtype, err)) &&
         bert_check_vocab(m->model, vocab_size(tokenizer_vocab(m->tok)), dir, err) == 0) {
-        int limit = m->model->cfg.max_positions;
+        int limit = m->model->cfg.max_tokens; /* RoBERTa: its positions less pad_token_id + 1 */
         if (max_length && (max_length < 3 || max_length > limit))
             bs_fail(err, "%s: --max-length %d must be from 3 to the model's %d positions", dir, max_length, limit);
         else if (model_version_resolve(version_given, dir, m->version, m->weights_sha256, err) == 0) {
