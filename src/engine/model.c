@@ -173,6 +173,9 @@ static int config_positions(const cJSON *root, const char *path, bert_config *cf
         if (cJSON_GetObjectItemCaseSensitive(root, "pad_token_id") &&
             config_int(root, path, "pad_token_id", 0, cfg->vocab_size - 1, &pad, err))
             return -1;
+        if (pad >= cfg->vocab_size) /* the default too (fuzz_config found a vocab_size of 1) */
+            return bs_fail(err, "%s: pad_token_id %d (RoBERTa's default when absent) is past vocab_size %d", path, pad,
+                           cfg->vocab_size);
         if (pad + 1 >= cfg->max_positions)
             return bs_fail(err, "%s: max_position_embeddings %d leaves no position for a token after "
                            "pad_token_id %d + 1 (RoBERTa numbers positions from there)", path, cfg->max_positions, pad);
