@@ -6,7 +6,8 @@
 
 #include <stddef.h>
 
-extern const unsigned char openapi_json[]; /* not NUL-terminated */
-extern const size_t openapi_json_len;
+/* Written by CMake (embed_files in CMakeLists.txt); NUL-terminated past its length. */
+extern const unsigned char embed_openapi_json[];
+extern const size_t embed_openapi_json_len;
 
 #endif

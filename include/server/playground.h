@@ -7,10 +7,9 @@
 #include <stddef.h>
 
 struct playground_file {
-    const char *path;         /* "/", "/playground.js", "/playground.css", "/favicon.svg" */
     const char *content_type;
     const unsigned char *data;
-    size_t len;
+    const size_t *len; /* a pointer: the lengths are CMake's, not compile-time constants here */
 };
 
 /* The file served at path, or NULL. */

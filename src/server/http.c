@@ -151,6 +151,9 @@ static void add_cors_headers(const struct exchange *r, struct MHD_Response *resp
         MHD_add_response_header(resp, "Vary", "Origin");
 }
 
+static enum MHD_Result queue_answer(struct exchange *r, unsigned status, struct MHD_Response *resp, const char *type,
+                                    const char *extra_name, const char *extra_value);
+
 /* Queues body (heap, taken over) with the request id and, for a finished job, TEI's timing
  * headers. Returns what the access handler should return. */
 static enum MHD_Result respond(struct exchange *r, unsigned status, char *body, size_t len, const char *type,
@@ -170,6 +173,14 @@ static enum MHD_Result respond(struct exchange *r, unsigned status, char *body, 
         free(body);
         return MHD_NO;
     }
+    return queue_answer(r, status, resp, type, extra_name, extra_value);
+}
+
+/* Queues resp (destroyed here) with the request id, the CORS and extra headers and, for a
+ * finished job, TEI's timing headers; counts the answer. */
+static enum MHD_Result queue_answer(struct exchange *r, unsigned status, struct MHD_Response *resp, const char *type,
+                                    const char *extra_name, const char *extra_value)
+{
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     if (r->call)
@@ -299,7 +310,14 @@ static enum MHD_Result handle_info(struct exchange *r)
     return respond_json(r, MHD_HTTP_OK, o, NULL, NULL);
 }
 
-/* The playground's page, script and style sheet (playground.h), copied per answer (12 KB). */
+/* 200 with bytes embedded in the binary (embed_files in CMakeLists.txt), sent as they are. */
+static enum MHD_Result respond_static(struct exchange *r, const unsigned char *data, size_t len, const char *type)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
+    return resp ? queue_answer(r, MHD_HTTP_OK, resp, type, NULL, NULL) : MHD_NO;
+}
+
+/* The playground's page, script, style sheet and icon (playground.h). */
 static enum MHD_Result handle_playground(struct exchange *r)
 {
     if (r->srv->cfg->no_ui)
@@ -308,20 +326,14 @@ static enum MHD_Result handle_playground(struct exchange *r)
                                                "nosniff", "Referrer-Policy", "no-referrer", "Cache-Control",
                                                "no-cache", NULL};
     r->more_headers = page_headers;
-    char *body = malloc(r->page->len + 1);
-    if (body)
-        memcpy(body, r->page->data, r->page->len + 1);
-    return respond(r, MHD_HTTP_OK, body, r->page->len, r->page->content_type, NULL, NULL);
+    return respond_static(r, r->page->data, *r->page->len, r->page->content_type);
 }
 
 /* The API's OpenAPI description, compiled in from docs/openapi.json (server/openapi.h); open to
  * all like /info, as it says nothing about the model. */
 static enum MHD_Result handle_openapi(struct exchange *r)
 {
-    char *doc = malloc(openapi_json_len); /* respond() takes a heap body over */
-    if (doc)
-        memcpy(doc, openapi_json, openapi_json_len);
-    return respond(r, MHD_HTTP_OK, doc, openapi_json_len, "application/json", NULL, NULL);
+    return respond_static(r, embed_openapi_json, embed_openapi_json_len, "application/json");
 }
 
 /* KServe v2's GET routes: the server's metadata and health, a model's metadata and readiness. */

@@ -113,7 +113,7 @@ if (v2Routes.length < 9) fail(`only ${v2Routes.length} templates parsed from v2_
 routes.push(...v2Routes);
 // ... and the playground's files (src/server/playground.c), which exchange_new matches first.
 const pgSource = fs.readFileSync(path.join(root, 'src', 'server', 'playground.c'), 'utf8');
-const pgTable = pgSource.match(/paths\[N_FILES\] = \{([\s\S]*?)\};/);
+const pgTable = pgSource.match(/paths\[\] = \{([\s\S]*?)\};/);
 if (!pgTable) {
   console.log('FAIL: the paths table not found in src/server/playground.c');
   process.exit(1);
