@@ -104,12 +104,13 @@ int bert_dtype_parse(const char *name, enum bert_dtype *dtype);
  * "avx2-f32" or "generic-f32" (/info's kernel). */
 const char *bert_model_kernel_name(const bert_model *m);
 
-/* 0 if a vocabulary of n_tokens (dir/vocab.txt's) fits the model's word embeddings
- * (config.json's vocab_size), else -1 with err naming the file: a token id past the table has
- * no embedding. */
-int bert_check_vocab(const bert_model *m, int n_tokens, const char *dir, char *err);
-/* The same for any vocabulary file (vocab_file names it in the message: vocab.json for BPE). */
-int bert_check_vocab_file(const bert_model *m, int n_tokens, const char *vocab_file, char *err);
+/* 0 if a tokenizer fits the model, else -1 with err naming the file: its family must be the
+ * model's (RoBERTa reads byte-level BPE ids, BERT and DistilBERT WordPiece ids: the other would
+ * give valid ids for the wrong tokens), and a vocabulary of n_tokens must fit config.json's
+ * vocab_size (a token id past the table has no embedding). vocab_file is the tokenizer's file,
+ * relative to dir (vocab.txt, vocab.json or tokenizer.json). */
+int bert_check_tokenizer(const bert_model *m, bool byte_level_bpe, int n_tokens, const char *dir,
+                         const char *vocab_file, char *err);
 
 /* The tensors of a checkpoint, in the order tools/random_model.c writes them (the loader finds
  * them by name, in any order; tensors no table names, such as old checkpoints' position_ids

@@ -9,13 +9,13 @@
 #include "engine/model.h"
 #include "server/metrics.h"
 #include "server/model_version.h"
-#include "text/tokenizer.h"
+#include "text/any_tokenizer.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 
 typedef struct {
-    tokenizer *tok;
+    any_tokenizer *tok; /* WordPiece or byte-level BPE, as the model's family reads */
     bert_model *model;
     char dir[BS_PATH_LEN];
     char version[MODEL_VERSION_MAX + 1];
@@ -27,8 +27,8 @@ typedef struct {
     char weights_sha256[65]; /* "" until hashed (at load when it names the version, else later) */
 } served_model;
 
-/* Loads dir (config.json, vocab.txt, model.safetensors) with the encoder in dtype, validates
- * it (vocabulary against the embeddings, max_length against its positions: 0 means all of
+/* Loads dir (config.json, the tokenizer's files, model.safetensors) with the encoder in dtype, validates
+ * it (the tokenizer's family and vocabulary against the model's, max_length against its positions: 0 means all of
  * them), settles its version (model_version_resolve: version_given may be NULL) and runs one
  * forward pass, so that a model that cannot serve never does. NULL with err naming the file
  * and the problem. The result holds one reference. */

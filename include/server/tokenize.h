@@ -1,11 +1,11 @@
 /* POST /tokenize, as text-embeddings-inference answers it: for each input text, its tokens as
  * {"id", "text", "special", "start", "stop"}. start and stop are the token's bytes [start, stop)
- * in its text (tokenizer.h's spans: TEI returns HF tokenizers' byte offsets) and "text" is that
- * part of the input; the [CLS] and [SEP] the template adds are special, with their vocabulary
- * string as "text" and null offsets, and are left out with "add_special_tokens": false. Texts
- * are not truncated (TEI does not truncate here either); a request's tokens are bounded by
- * --max-texts x the token limit, the most a /predict may run. Runs on the calling thread: no
- * model, no batcher. */
+ * in its text (HF tokenizers' byte offsets, as TEI returns them: any_tokenizer_hf_span) and
+ * "text" is that part of the input; the [CLS] and [SEP] (<s>, </s>) the template adds are
+ * special, with their vocabulary string as "text" and null offsets, and are left out with
+ * "add_special_tokens": false. Texts are not truncated (TEI does not truncate here either); a
+ * request's tokens are bounded by --max-texts x the token limit, the most a /predict may run.
+ * Runs on the calling thread: no model, no batcher. */
 #ifndef TOKENIZE_H
 #define TOKENIZE_H
 

@@ -10,10 +10,9 @@
  * and special, an added token's literal found in the text not special (its span takes the
  * whitespace it strips). A token is a run of whole bytes, so a span may start or end inside a
  * multi-byte character (an emoji split into byte tokens). HF's offsets differ: a split
- * character is whole in each of its tokens, and with trim_offsets a leading space (`Ġ`) is not
- * part of a token's span; to get HF's: drop the leading U+0020 from a span that starts with one
- * (unless the token is only spaces), then widen the span to whole characters (and count
- * characters instead of bytes for Python's). */
+ * character is whole in each of its tokens, and with trim_offsets the spaces at a token's ends
+ * are not part of its span: any_tokenizer_hf_span (text/any_tokenizer.h) gives HF's, in bytes
+ * (count characters instead for Python's). */
 #ifndef BPE_H
 #define BPE_H
 

@@ -18,6 +18,7 @@ tokenizer *tokenizer_load(const char *model_dir, char *err);
 void tokenizer_free(tokenizer *t);
 const vocab *tokenizer_vocab(const tokenizer *t);
 bool tokenizer_lowercases(const tokenizer *t);
+int tokenizer_unk_id(const tokenizer *t); /* the unk_token's id ([UNK]) */
 
 struct int_list {
     int32_t *v;

@@ -98,7 +98,9 @@ static int parse_line(char *line, size_t len, bool jsonl, bool pair, struct text
     return 0;
 }
 
-static void print_encoding(const any_tokenizer *t, const encoding *e)
+/* One encoding as a JSON line; the offsets as HF `tokenizers` gives them, in bytes of each
+ * token's own text (the pair's from e->pair_start on). */
+static void print_encoding(const any_tokenizer *t, const encoding *e, const struct text_input *in)
 {
     cJSON *out = cJSON_CreateObject();
     cJSON *ids = cJSON_AddArrayToObject(out, "ids");
@@ -109,7 +111,10 @@ static void print_encoding(const any_tokenizer *t, const encoding *e)
         cJSON_AddItemToArray(ids, cJSON_CreateNumber(e->ids[i]));
         cJSON_AddItemToArray(tokens, cJSON_CreateString(any_tokenizer_token(t, e->ids[i])));
         cJSON_AddItemToArray(types, cJSON_CreateNumber(e->type_ids[i]));
-        int span[2] = {e->spans[i].start, e->spans[i].end};
+        bool second = i >= e->pair_start;
+        struct token_span sp =
+            any_tokenizer_hf_span(t, e, i, second ? in->pair : in->text, second ? in->pair_len : in->len);
+        int span[2] = {sp.start, sp.end};
         cJSON_AddItemToArray(offsets, cJSON_CreateIntArray(span, 2));
     }
     cJSON_AddBoolToObject(out, "truncated", e->truncated);
@@ -208,7 +213,7 @@ static int cmd_tokenize(const struct options *o)
         if (parse_line(line, len, o->jsonl, o->pair, &in, &json, err) == 0 &&
             any_tokenizer_encode(t, in.text, in.len, in.pair, in.pair_len, o->max_len, TRUNCATE_RIGHT, &e, err) ==
                 0) {
-            print_encoding(t, &e);
+            print_encoding(t, &e, &in);
         } else {
             print_error(err);
             status = 1;
@@ -230,24 +235,6 @@ struct engine {
     bert_scratch scratch;
 };
 
-/* The model's family needs its own tokenizer: RoBERTa's ids are byte-level BPE's, BERT's and
- * DistilBERT's WordPiece's; the other would give valid ids for the wrong tokens. Then every id
- * the tokenizer can give must have an embedding. */
-static int check_tokenizer(const struct engine *en, const char *dir, char *err)
-{
-    bool bpe = any_tokenizer_family(en->tok) == TOKENIZER_BPE;
-    bool roberta = en->model->cfg.family == BERT_FAMILY_ROBERTA;
-    if (bpe != roberta)
-        return bs_fail(err, "%s: model_type %s needs a %s tokenizer, but the directory holds a %s one (%s)", dir,
-                       bert_family_name(en->model->cfg.family), roberta ? "byte-level BPE" : "WordPiece",
-                       any_tokenizer_family_name(en->tok), bpe ? "merges.txt or tokenizer.json" : "vocab.txt");
-    char file[BS_PATH_LEN];
-    snprintf(file, sizeof file, "%s/%s", dir, bpe ? "vocab.json" : "vocab.txt");
-    if (bpe && access(file, F_OK) != 0) /* a BPE tokenizer read from tokenizer.json alone */
-        snprintf(file, sizeof file, "%s/tokenizer.json", dir);
-    return bert_check_vocab_file(en->model, any_tokenizer_vocab_size(en->tok), file, err);
-}
-
 static int engine_open(struct engine *en, const struct options *o)
 {
     char err[BS_ERR_LEN];
@@ -255,7 +242,9 @@ static int engine_open(struct engine *en, const struct options *o)
     en->tok = any_tokenizer_load(o->model, err);
     if (en->tok)
         en->model = bert_model_load_dtype(o->model, o->dtype, err);
-    if (!en->tok || !en->model || check_tokenizer(en, o->model, err)) {
+    if (!en->tok || !en->model || bert_check_tokenizer(en->model, any_tokenizer_family(en->tok) == TOKENIZER_BPE,
+                                                            any_tokenizer_vocab_size(en->tok), o->model,
+                                                            any_tokenizer_vocab_file(en->tok), err)) {
         bert_model_free(en->model);
         fprintf(stderr, "bertserve-cli: %s\n", err);
         any_tokenizer_free(en->tok);

@@ -817,17 +817,16 @@ const char *bert_model_kernel_name(const bert_model *m)
     return gemm_kernel_name();
 }
 
-int bert_check_vocab(const bert_model *m, int n_tokens, const char *dir, char *err)
+int bert_check_tokenizer(const bert_model *m, bool byte_level_bpe, int n_tokens, const char *dir,
+                         const char *vocab_file, char *err)
 {
-    char file[BS_PATH_LEN];
-    snprintf(file, sizeof file, "%s/vocab.txt", dir);
-    return bert_check_vocab_file(m, n_tokens, file, err);
-}
-
-int bert_check_vocab_file(const bert_model *m, int n_tokens, const char *vocab_file, char *err)
-{
+    bool roberta = m->cfg.family == BERT_FAMILY_ROBERTA;
+    if (byte_level_bpe != roberta)
+        return bs_fail(err, "%s: model_type %s needs a %s tokenizer, but the directory holds a %s one (%s)", dir,
+                       bert_family_name(m->cfg.family), roberta ? "byte-level BPE" : "WordPiece",
+                       byte_level_bpe ? "byte-level BPE" : "WordPiece", vocab_file);
     if (n_tokens > m->cfg.vocab_size)
-        return bs_fail(err, "%s: %d tokens, more than config.json's vocab_size of %d", vocab_file, n_tokens,
+        return bs_fail(err, "%s/%s: %d tokens, more than config.json's vocab_size of %d", dir, vocab_file, n_tokens,
                        m->cfg.vocab_size);
     return 0;
 }

@@ -42,7 +42,8 @@ struct option_spec {
 
 #define OFF(f) offsetof(struct config, f)
 static const struct option_spec specs[] = {
-    {"--model", "BERTSERVE_MODEL", "DIR", "HuggingFace model directory (config.json, vocab.txt, model.safetensors)",
+    {"--model", "BERTSERVE_MODEL", "DIR",
+     "HuggingFace model directory (config.json, vocab.txt or vocab.json + merges.txt, model.safetensors)",
      STR, OFF(model), 0, 0},
     {"--model-name", "BERTSERVE_MODEL_NAME", "NAME",
      "the model's name in the KServe v2 routes, /v2/models/NAME (default: the model directory's last component)",

@@ -68,11 +68,13 @@ static int tokenize_input(infer_call *c, int i, const char *where, int unk_id, e
     const struct predict_request *q = &c->req;
     const char *pair = q->pairs[i];
     char err[BS_ERR_LEN];
-    if (tokenizer_encode_truncating(m->tok, q->texts[i], strlen(q->texts[i]), pair, pair ? strlen(pair) : 0,
-                                    m->max_len, q->truncate_side, enc, err))
+    if (any_tokenizer_encode(m->tok, q->texts[i], strlen(q->texts[i]), pair, pair ? strlen(pair) : 0, m->max_len,
+                             q->truncate_side, enc, err))
         return service_fail(e, ERROR_VALIDATION, "%s: %s", where, err);
-    /* Nothing but [CLS] [SEP] (and [SEP]): empty, whitespace or only ignorable characters. */
-    if (enc->n_untruncated <= (pair ? 3 : 2))
+    /* Nothing but [CLS] [SEP] (and [SEP]): empty, whitespace or only ignorable characters. BPE
+     * spells whitespace with tokens of its own: it is refused by its text. */
+    if (enc->n_untruncated <= any_tokenizer_special_tokens(m->tok, pair != NULL) ||
+        (any_tokenizer_blank(q->texts[i], strlen(q->texts[i])) && (!pair || any_tokenizer_blank(pair, strlen(pair)))))
         return service_fail(e, ERROR_VALIDATION, "%s is empty or only whitespace", where);
     if (enc->truncated && !q->truncate)
         return service_fail(e, ERROR_TEXT_TOO_LONG,
@@ -99,8 +101,8 @@ static int tokenize_inputs(infer_call *c, struct service_error *e)
     bool indexed = q->shape == SHAPE_TEXTS || q->shape == SHAPE_TEI_BATCH || q->shape == SHAPE_V2;
     encoding enc = {0};
     int rc = 0;
-    /* The tokenizer maps unknown words to its unk_token, [UNK] in every BERT vocabulary we serve. */
-    int unk_id = vocab_find(tokenizer_vocab(c->m->tok), false, "[UNK]", 5);
+    /* WordPiece maps unknown words to its unk_token ([UNK]); byte-level BPE has none (-1). */
+    int unk_id = any_tokenizer_unk_id(c->m->tok);
     for (int i = 0; i < q->n && rc == 0; i++) {
         char where[48];
         if (indexed)

@@ -11,14 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One forward pass over [CLS] word [SEP] on one thread: a model whose pass fails, or whose
+/* One forward pass over [CLS] word [SEP] (<s> word </s>) on one thread: a model whose pass fails, or whose
  * logits are not finite, is refused before it serves rather than on its first request. */
 static int warm_up(const served_model *m, char *err)
 {
     const bert_config *c = &m->model->cfg;
     int32_t ids[3] = {0, 0, 0}, types[3] = {0, 0, 0};
     encoding e = {0};
-    if (tokenizer_encode(m->tok, "profit", 6, NULL, 0, 3, &e, err) == 0 && e.n <= 3)
+    if (any_tokenizer_encode(m->tok, "profit", 6, NULL, 0, 3, TRUNCATE_RIGHT, &e, err) == 0 && e.n <= 3)
         memcpy(ids, e.ids, (size_t)e.n * sizeof *ids);
     int len = e.n > 0 ? e.n : 1;
     encoding_free(&e);
@@ -48,8 +48,9 @@ served_model *served_model_load(const char *dir, const char *version_given, enum
     pthread_mutex_init(&m->sha_lock, NULL);
     snprintf(m->dir, sizeof m->dir, "%s", dir);
     int rc = -1;
-    if ((m->tok = tokenizer_load(dir, err)) && (m->model = bert_model_load_dtype(dir, dtype, err)) &&
-        bert_check_vocab(m->model, vocab_size(tokenizer_vocab(m->tok)), dir, err) == 0) {
+    if ((m->tok = any_tokenizer_load(dir, err)) && (m->model = bert_model_load_dtype(dir, dtype, err)) &&
+        bert_check_tokenizer(m->model, any_tokenizer_family(m->tok) == TOKENIZER_BPE, any_tokenizer_vocab_size(m->tok),
+                             dir, any_tokenizer_vocab_file(m->tok), err) == 0) {
         int limit = m->model->cfg.max_tokens; /* RoBERTa: its positions less pad_token_id + 1 */
         if (max_length && (max_length < 3 || max_length > limit))
             bs_fail(err, "%s: --max-length %d must be from 3 to the model's %d positions", dir, max_length, limit);
@@ -78,7 +79,7 @@ void served_model_release(served_model *m)
     if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
         return;
     bert_model_free(m->model);
-    tokenizer_free(m->tok);
+    any_tokenizer_free(m->tok);
     pthread_mutex_destroy(&m->sha_lock);
     free(m);
 }

@@ -8,14 +8,16 @@
 #include <string.h>
 
 /* One token as TEI's SimpleToken. scratch holds the token's text while cJSON copies it. */
-static cJSON *token_json(const vocab *v, const char *text, const encoding *enc, int i, struct buffer *scratch)
+static cJSON *token_json(const any_tokenizer *t, const char *text, size_t len, const encoding *enc, int i,
+                         struct buffer *scratch)
 {
-    const struct token_span *sp = &enc->spans[i];
+    const struct token_span span = any_tokenizer_hf_span(t, enc, i, text, len), *sp = &span; /* HF's offsets */
     cJSON *o = cJSON_CreateObject();
     if (!o || !cJSON_AddNumberToObject(o, "id", enc->ids[i]))
         goto fail;
     if (sp->special) {
-        if (!cJSON_AddStringToObject(o, "text", vocab_token(v, enc->ids[i])) || !cJSON_AddTrueToObject(o, "special") ||
+        if (!cJSON_AddStringToObject(o, "text", any_tokenizer_token(t, enc->ids[i])) ||
+            !cJSON_AddTrueToObject(o, "special") ||
             !cJSON_AddNullToObject(o, "start") || !cJSON_AddNullToObject(o, "stop"))
             goto fail;
         return o;
@@ -44,7 +46,7 @@ static int tokenize_one(const struct infer_service *s, const served_model *m, co
     size_t len = strlen(text);
     if (len == 0) /* TEI refuses an empty input, too */
         return service_fail(e, ERROR_VALIDATION, "%s is empty", where);
-    if (tokenizer_encode(m->tok, text, len, NULL, 0, 0, enc, err))
+    if (any_tokenizer_encode(m->tok, text, len, NULL, 0, 0, TRUNCATE_RIGHT, enc, err))
         return service_fail(e, ERROR_VALIDATION, "%s: %s", where, err);
     /* The bound: what the largest /predict may run, so an answer stays the size of one. */
     long limit = (long)s->cfg->max_texts * m->max_len;
@@ -59,11 +61,10 @@ static int tokenize_one(const struct infer_service *s, const served_model *m, co
         cJSON_Delete(tokens);
         return service_fail(e, ERROR_INTERNAL, "out of memory");
     }
-    const vocab *v = tokenizer_vocab(m->tok);
     for (int k = 0; k < enc->n; k++) {
         if (enc->spans[k].special && !q->add_special_tokens)
             continue;
-        cJSON *t = token_json(v, text, enc, k, scratch); /* owned by tokens once added */
+        cJSON *t = token_json(m->tok, text, len, enc, k, scratch); /* owned by tokens once added */
         if (!t || !cJSON_AddItemToArray(tokens, t)) {
             cJSON_Delete(t);
             return service_fail(e, ERROR_INTERNAL, "out of memory");

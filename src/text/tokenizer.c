@@ -154,6 +154,8 @@ void tokenizer_free(tokenizer *t)
 const vocab *tokenizer_vocab(const tokenizer *t) { return t->vocab; }
 bool tokenizer_lowercases(const tokenizer *t) { return t->lowercase; }
 
+int tokenizer_unk_id(const tokenizer *t) { return t->special_id[SPECIAL_UNK]; }
+
 /* ---- encoding --------------------------------------------------------------------- */
 
 static int list_push(struct int_list *l, int32_t x)

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Token offsets against HuggingFace `tokenizers` (ctest tokenizer_offsets).
+// Token offsets against HuggingFace `tokenizers` (ctest tokenizer_offsets), for WordPiece
+// (tiny-bert, golden/tokenizer) and byte-level BPE (roberta-tiny, golden/tokenizer-bpe).
 //
 // The shared golden files hold token ids only. This test asks HF's own tokenizer (npm
 // `tokenizers`, the Rust library's Node binding, the version the goldens were made with,
@@ -22,10 +23,16 @@ if (!buildDir) {
 }
 const here = __dirname;
 const shared = process.env.BERTSERVE_SHARED || path.join(here, '..', '..', '..', 'shared');
-const golden = path.join(shared, 'golden', 'tokenizer');
-const model = path.join(shared, 'models', 'tiny-bert');
+const suites = [
+  { name: 'wordpiece', golden: path.join(shared, 'golden', 'tokenizer'),
+    model: path.join(shared, 'models', 'tiny-bert'), vocab: 'vocab.txt' },
+  { name: 'bpe', golden: path.join(shared, 'golden', 'tokenizer-bpe'),
+    model: path.join(shared, 'models', 'roberta-tiny'), vocab: 'vocab.json' },
+];
 const cli = path.join(buildDir, 'bertserve-cli');
-for (const f of [path.join(golden, 'tokenizer.json'), path.join(model, 'vocab.txt'), cli]) {
+const needed = [cli];
+for (const s of suites) needed.push(path.join(s.golden, 'tokenizer.json'), path.join(s.model, s.vocab));
+for (const f of needed) {
   if (!fs.existsSync(f)) {
     console.log(`FAIL: ${f} is missing`);
     process.exit(1);
@@ -42,7 +49,7 @@ try {
 }
 const { Tokenizer } = require(path.join(npmDir, 'node_modules', 'tokenizers'));
 
-function readJsonl(name) {
+function readJsonl(golden, name) {
   return fs.readFileSync(path.join(golden, name), 'utf8').split('\n').filter((l) => l).map((l) => JSON.parse(l));
 }
 
@@ -63,7 +70,7 @@ function byteOffsets(s) {
 }
 
 // Runs bertserve-cli tokenize over rows, one JSON line each; returns its parsed lines.
-function runCli(rows, args) {
+function runCli(model, rows, args) {
   const input = rows.map((r) => JSON.stringify(r.text_pair !== undefined ? [r.text, r.text_pair] : r.text)).join('\n') + '\n';
   const res = spawnSync(cli, ['tokenize', '--model', model, '--jsonl', ...args],
     { input, maxBuffer: 1 << 30, encoding: 'utf8' });
@@ -93,8 +100,8 @@ async function hfEncode(tok, row) {
 
 let passed = 0;
 const failures = [];
-async function compare(label, tok, rows, args) {
-  const ours = runCli(rows, args);
+async function compare(label, tok, model, rows, args) {
+  const ours = runCli(model, rows, args);
   for (let i = 0; i < rows.length; i++) {
     const want = await hfEncode(tok, rows[i]);
     const got = ours[i];
@@ -110,16 +117,17 @@ async function compare(label, tok, rows, args) {
   }
 }
 
-(async () => {
+// Every golden file of one tokenizer family, compared through bertserve-cli tokenize.
+async function suite({ name, golden, model }) {
   const file = path.join(golden, 'tokenizer.json');
   const tok = Tokenizer.fromFile(file);
-  for (const name of ['cases.jsonl', 'special_literals.jsonl', 'phrasebank.jsonl'])
-    await compare(name, tok, readJsonl(name), []);
-  await compare('pairs.jsonl', tok, readJsonl('pairs.jsonl'), ['--pair']);
+  for (const f of ['cases.jsonl', 'special_literals.jsonl', 'phrasebank.jsonl'])
+    await compare(`${name} ${f}`, tok, model, readJsonl(golden, f), []);
+  await compare(`${name} pairs.jsonl`, tok, model, readJsonl(golden, 'pairs.jsonl'), ['--pair']);
 
   // Truncation rows, grouped by max_length and by single text or pair.
   const groups = new Map();
-  for (const row of readJsonl('truncation.jsonl')) {
+  for (const row of readJsonl(golden, 'truncation.jsonl')) {
     const key = `${row.max_length} ${row.text_pair !== undefined}`;
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(row);
@@ -129,7 +137,15 @@ async function compare(label, tok, rows, args) {
     const truncating = Tokenizer.fromFile(file);
     truncating.setTruncation(Number(maxLength), { strategy: 'LongestFirst', direction: 'right', stride: 0 });
     const args = ['--max-length', maxLength, ...(isPair === 'true' ? ['--pair'] : [])];
-    await compare(`truncation.jsonl (max ${maxLength})`, truncating, rows, args);
+    await compare(`${name} truncation.jsonl (max ${maxLength})`, truncating, model, rows, args);
+  }
+}
+
+(async () => {
+  for (const s of suites) {
+    const before = passed;
+    await suite(s);
+    console.log(`${s.name}: ${passed - before} cases compared`);
   }
 
   for (const f of failures.slice(0, 20)) console.log(`FAIL ${f}`);

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""The daemon on a DistilBERT classifier (issue 24): distilbert-tiny (no token types, ReLU head)
-answers /predict with the probabilities and labels `bertserve-cli predict` gives for the same
-texts, in a batch and alone, and /info names its family.
+"""The daemon on each model family besides BERT (issue 24): DistilBERT (distilbert-tiny: no token
+types, ReLU head) and RoBERTa (roberta-tiny: byte-level BPE, positions from pad_token_id + 1).
+Each answers /predict with the probabilities and labels `bertserve-cli predict` gives for the
+same texts, in a batch and alone, and for sentence pairs; /tokenize gives the CLI's ids and
+offsets (which tokenizer_offsets checks against HF `tokenizers`); a text of only whitespace is
+refused as for BERT; /info names the family.
 usage: families_test.py BUILD_DIR"""
 import json
 import os
@@ -13,25 +16,62 @@ from daemon_support import Daemon  # noqa: E402
 from testlib import check, finish, need, shared  # noqa: E402
 
 build = sys.argv[1]
-model = need(os.path.join(shared, "models", "distilbert-tiny"))
+cli = need(os.path.join(build, "bertserve-cli"))
 split = need(os.path.join(shared, "data", "financial_phrasebank", "splits", "test.tsv"))
 texts = [line.rstrip("\n").split("\t", 1)[1] for line in open(split, encoding="utf-8")][:64]
-p = subprocess.run([need(os.path.join(build, "bertserve-cli")), "predict", "--model", model, "--jsonl"],
-                   input="".join(json.dumps(t) + "\n" for t in texts).encode(), capture_output=True)
-want = [json.loads(line) for line in p.stdout.decode().splitlines()]
-check(p.returncode == 0 and len(want) == len(texts), f"bertserve-cli predict: {p.returncode} {p.stderr[-300:]!r}")
+# Byte-level BPE's hard cases: an emoji split into byte tokens, runs of spaces, an added token.
+texts += ["Profit rose 😀 and  net  sales fell", "Shares of Nokia <mask> 5 %", "Revenue: €1.2bn\tup\n"]
+pairs = [[texts[i], texts[i + 1]] for i in range(0, 20, 2)]
 
-d = Daemon(build, model)
-info = json.loads(d.request("GET", "/info")[2])
-check(info.get("model_type") == "distilbert", f"/info model_type {info.get('model_type')!r}")
-status, _, body = d.predict({"texts": texts})
-got = body.get("results", []) if status == 200 else []
-check(len(got) == len(want), f"/predict: {status}, {len(got)} results")
-worst = max((abs(g["scores"][k] - w["scores"][k]) for g, w in zip(got, want) for k in w["scores"]), default=1.0)
-same = sum(g["prediction"] == w["label"] for g, w in zip(got, want))
-print(f"distilbert-tiny: /predict and the CLI agree on {same} of {len(want)} labels, max |dprob| {worst:.2e}")
-check(same == len(want) and worst <= 1e-6, "the daemon's DistilBERT answers are the CLI's")
-status, _, one = d.predict({"text": texts[5]})
-check(status == 200 and abs(one["scores"][want[5]["label"]] - want[5]["score"]) <= 1e-6, f"alone: {status} {one}")
-check(d.stop() == 0, "clean exit")
+
+def run_cli(command, model, rows, *args):
+    p = subprocess.run([cli, command, "--model", model, "--jsonl", *args],
+                       input="".join(json.dumps(r) + "\n" for r in rows).encode(), capture_output=True)
+    out = [json.loads(line) for line in p.stdout.decode().splitlines()]
+    check(p.returncode == 0 and len(out) == len(rows), f"bertserve-cli {command}: {p.returncode} {p.stderr[-300:]!r}")
+    return out
+
+
+def same_answers(name, got, want):
+    worst = max((abs(g["scores"][k] - w["scores"][k]) for g, w in zip(got, want) for k in w["scores"]), default=1.0)
+    same = sum(g["prediction"] == w["label"] for g, w in zip(got, want))
+    print(f"{name}: /predict and the CLI agree on {same} of {len(want)} labels, max |dprob| {worst:.2e}")
+    check(len(got) == len(want) and same == len(want) and worst <= 1e-6, f"{name}: the daemon's answers are the CLI's")
+
+
+for family, name in (("distilbert", "distilbert-tiny"), ("roberta", "roberta-tiny")):
+    model = need(os.path.join(shared, "models", name))
+    want = run_cli("predict", model, texts)
+    want_pairs = run_cli("predict", model, pairs, "--pair")
+    want_tokens = run_cli("tokenize", model, texts)
+
+    d = Daemon(build, model, "--max-texts", "128")
+    info = json.loads(d.request("GET", "/info")[2])
+    check(info.get("model_type") == family, f"{name}: /info model_type {info.get('model_type')!r}")
+    # roberta-tiny takes 64 tokens: a long PhraseBank sentence is truncated, as the CLI does.
+    status, _, body = d.predict({"texts": texts, "truncate": True})
+    same_answers(f"{name} texts", body.get("results", []) if status == 200 else [], want)
+    status, _, one = d.predict({"text": texts[5], "truncate": True})
+    check(status == 200 and abs(one["scores"][want[5]["label"]] - want[5]["score"]) <= 1e-6, f"alone: {status} {one}")
+    status, _, body = d.predict({"inputs": pairs, "truncate": True})
+    got = [{"prediction": max(r, key=lambda x: x["score"])["label"], "scores": {x["label"]: x["score"] for x in r}}
+           for r in body] if status == 200 else []
+    same_answers(f"{name} pairs", got, want_pairs)
+
+    status, _, data = d.request("POST", "/tokenize", {"inputs": texts})
+    answer = json.loads(data) if status == 200 else []
+    agree = 0
+    for text, tokens, w in zip(texts, answer, want_tokens):
+        ids = [t["id"] for t in tokens]
+        offsets = [[t["start"], t["stop"]] if not t["special"] else [0, 0] for t in tokens]
+        spelled = all(t["special"] or t["text"] == text.encode()[t["start"]:t["stop"]].decode() for t in tokens)
+        ok = ids == w["ids"] and offsets == w["offsets"] and spelled
+        agree += ok
+        check(ok, f"{name} /tokenize {text!r}: {ids} {offsets} != {w['ids']} {w['offsets']}")
+    print(f"{name}: /tokenize gives the CLI's ids and offsets on {agree} of {len(texts)} texts")
+
+    for blank in (" ", " \n\t ", "\u3000"):
+        status, _, body = d.predict({"text": blank})
+        check(status == 422 and "whitespace" in body.get("error", ""), f"{name}: {blank!r} -> {status} {body}")
+    check(d.stop() == 0, f"{name}: clean exit")
 finish("families_test")

@@ -441,13 +441,18 @@ static void test_lying_files(void)
     unlink(path);
     restore();
 
-    /* A vocab.txt with more tokens than vocab_size: a token past the embedding table. */
+    /* A vocab.txt with more tokens than vocab_size: a token past the embedding table; a tokenizer
+     * of the other family. */
     bert_model *m = expect_success("the model for the vocabulary check");
     if (m) {
-        CHECK(bert_check_vocab(m, m->cfg.vocab_size, "dir", err) == 0, "a vocab of vocab_size fits: %s", err);
-        CHECK(bert_check_vocab(m, m->cfg.vocab_size + 1, "dir", err) == -1 && strstr(err, "dir/vocab.txt") &&
-                  strstr(err, "vocab_size"),
+        CHECK(bert_check_tokenizer(m, false, m->cfg.vocab_size, "dir", "vocab.txt", err) == 0,
+              "a vocab of vocab_size fits: %s", err);
+        CHECK(bert_check_tokenizer(m, false, m->cfg.vocab_size + 1, "dir", "vocab.txt", err) == -1 &&
+                  strstr(err, "dir/vocab.txt") && strstr(err, "vocab_size"),
               "one token too many: %s", err);
+        CHECK(bert_check_tokenizer(m, true, 10, "dir", "vocab.json", err) == -1 &&
+                  strstr(err, "model_type bert needs a WordPiece tokenizer") && strstr(err, "vocab.json"),
+              "BERT on byte-level BPE ids: %s", err);
         bert_model_free(m);
     }
 }
