@@ -99,7 +99,8 @@ async function showTokens(texts, keptTotal) {
   box.textContent = '';
   if (!r.ok) { box.textContent = 'tokens unavailable: ' + (r.data && r.data.error); return; }
   const lens = r.data.map((tokens) => tokens.length - 2);
-  const special = texts.length === 1 ? 2 : 3;
+  // [CLS] A [SEP] (B [SEP]); RoBERTa's byte-level BPE: <s> A </s> (</s> B </s>).
+  const special = texts.length === 1 ? 2 : (facts && facts.model_type === 'roberta' ? 4 : 3);
   let keep = lens.slice();
   // HF's longest_first: the longer text loses a token until both fit (the model's rule).
   while (keep.reduce((a, b) => a + b, 0) + special > keptTotal) {
