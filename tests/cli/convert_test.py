@@ -2,7 +2,11 @@
 """tools/convert_checkpoint.py end to end: tiny-bert's weights saved the ways users have them
 (HF-named zip state_dict; a legacy pickle with DataParallel's "module." prefix and LayerNorm
 gamma/beta names, labels from a pickled sklearn LabelEncoder) convert into directories whose
-predictions equal the golden logits. Needs Debian's python3-torch.
+predictions equal the golden logits. distilbert-tiny's and roberta-tiny's weights, as an HF
+pytorch_model.bin with an old checkpoint's position_ids buffer and as a prefix-less
+DistilBertModel/RobertaModel-style state_dict (RoBERTa's tokenizer from vocab.json + merges.txt,
+then from tokenizer.json), convert into directories whose logits are bertserve-cli's on the
+original directories, bit for bit; a missing tensor fails naming it. Needs Debian's python3-torch.
 usage: convert_test.py BUILD_DIR"""
 import json
 import os
@@ -26,6 +30,7 @@ from export_onnx import read_safetensors  # noqa: E402
 from testlib import check, finish, need, shared  # noqa: E402
 
 build = sys.argv[1]
+converter = os.path.join(root, "tools", "convert_checkpoint.py")
 model = need(os.path.join(shared, "models", "tiny-bert"))
 golden = need(os.path.join(shared, "golden", "tiny-bert", "logits.jsonl"))
 
@@ -99,5 +104,68 @@ with tempfile.TemporaryDirectory() as tmp:
                         os.path.join(tmp, "x"), "--config", config_path, "--vocab", os.path.join(model, "vocab.txt")],
                        capture_output=True)
     check(p.returncode != 0 and b"not a state_dict" in p.stderr, f"bad checkpoint: {p.returncode} {p.stderr}")
+
+
+
+def predict(model_dir, texts):
+    p = subprocess.run([os.path.join(build, "bertserve-cli"), "predict", "--model", model_dir, "--jsonl"],
+                       input="".join(json.dumps(t) + "\n" for t in texts).encode(), capture_output=True)
+    check(p.returncode == 0, f"predict --model {model_dir}: {p.stderr.decode()}")
+    return [json.loads(line)["logits"] for line in p.stdout.decode().splitlines()]
+
+
+def convert(checkpoint, out, args):
+    return subprocess.run([sys.executable, converter, checkpoint, out] + args, capture_output=True)
+
+
+for family in ("distilbert", "roberta"):
+    model = need(os.path.join(shared, "models", f"{family}-tiny"))
+    golden_rows = [json.loads(l) for l in open(need(os.path.join(shared, "golden", f"{family}-tiny", "logits.jsonl")))]
+    texts = [r["text"] for r in golden_rows if "text_pair" not in r][:8]
+    want = predict(model, texts)
+    weights = read_safetensors(os.path.join(model, "model.safetensors"))
+    config = ["--config", os.path.join(model, "config.json")]
+    bpe_json = need(os.path.join(shared, "golden", "tokenizer-bpe", "tokenizer.json"))
+    tokenizer_config = ["--tokenizer-config", os.path.join(model, "tokenizer_config.json")]
+    if family == "roberta":  # from vocab.json + merges.txt, and from tokenizer.json
+        files = ["--vocab", os.path.join(model, "vocab.json"), "--merges", os.path.join(model, "merges.txt")]
+        other_files = ["--tokenizer-json", bpe_json] + tokenizer_config
+        wrong = ["--vocab", os.path.join(model, "vocab.json")]
+    else:
+        files = other_files = ["--vocab", os.path.join(model, "vocab.txt")]
+        wrong = ["--tokenizer-json", bpe_json]
+    files = files + tokenizer_config
+
+    with tempfile.TemporaryDirectory() as tmp:
+        hf = dict(weights)  # HF names, and the int64 buffer older transformers saved
+        hf[f"{family}.embeddings.position_ids"] = torch.arange(weights[f"{family}.embeddings.position_embeddings.weight"]
+                                                               .shape[0]).unsqueeze(0)
+        torch.save(hf, os.path.join(tmp, "pytorch_model.bin"))
+        bare = {k[len(family) + 1:] if k.startswith(family + ".") else k: v for k, v in weights.items()}
+        torch.save(bare, os.path.join(tmp, "bare.pth"), _use_new_zipfile_serialization=False)
+
+        for name, checkpoint, args in (("hf", "pytorch_model.bin", files), ("bare", "bare.pth", other_files)):
+            out = os.path.join(tmp, name)
+            p = convert(os.path.join(tmp, checkpoint), out, config + args)
+            if not check(p.returncode == 0, f"{family} {name}: convert failed: {p.stderr.decode()}"):
+                continue
+            got = predict(out, texts)
+            check(got == want, f"{family} {name}: logits {got} != the original's {want}")
+            made = sorted(os.listdir(out))
+            print(f"{family} {name}: {len(got)} texts, logits identical: {got == want}; {made}")
+            with open(os.path.join(out, "model.safetensors"), "rb") as f:
+                check(b"position_ids" not in f.read(1 << 16), f"{family} {name}: the position_ids buffer was kept")
+
+        # a tensor the family needs, missing: the converter names it
+        for lost in (sorted(k for k in weights if ".layer.1." in k)[0], sorted(weights)[0]):
+            partial = {k: v for k, v in weights.items() if k != lost}
+            torch.save(partial, os.path.join(tmp, "partial.bin"))
+            p = convert(os.path.join(tmp, "partial.bin"), os.path.join(tmp, "partial"), config + files)
+            check(p.returncode != 0 and lost.encode() in p.stderr, f"{family} without {lost}: {p.returncode} {p.stderr}")
+            check(not os.path.exists(os.path.join(tmp, "partial")), f"{family} without {lost}: wrote a directory")
+
+        # the wrong tokenizer files for the family are refused before the checkpoint is read
+        p = convert(os.path.join(model, "model.safetensors"), os.path.join(tmp, "wrong"), config + wrong)
+        check(p.returncode != 0 and b"needs --vocab" in p.stderr, f"{family} {wrong}: {p.returncode} {p.stderr}")
 
 finish("convert_test")
