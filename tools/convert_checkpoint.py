@@ -13,11 +13,12 @@ Accepted checkpoints (anything torch.load reads into a dict of tensors):
 Buffers (`*.position_ids`, `*.token_type_ids`) are dropped; a tensor the family needs and the
 checkpoint lacks fails the conversion, naming it.
 
-    tools/convert_checkpoint.py CHECKPOINT OUT_DIR --config config.json \
-        (--vocab vocab.txt                                        # bert, distilbert: WordPiece
-         | --vocab vocab.json --merges merges.txt | --tokenizer-json tokenizer.json)  # roberta
-        [--labels positive,negative,neutral | --label-encoder label_encoder.pkl] \
+    tools/convert_checkpoint.py CHECKPOINT OUT_DIR --config config.json TOKENIZER
         [--tokenizer-config tokenizer_config.json]
+        [--labels positive,negative,neutral | --label-encoder label_encoder.pkl]
+
+TOKENIZER: bert, distilbert (WordPiece): --vocab vocab.txt; roberta (byte-level BPE):
+--vocab vocab.json --merges merges.txt, or --tokenizer-json tokenizer.json.
 
 Labels: from --labels, or the classes_ of a scikit-learn LabelEncoder pickle (read without
 scikit-learn), else the config's id2label. Needs Debian's python3-torch.
