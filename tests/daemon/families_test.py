@@ -4,7 +4,8 @@ types, ReLU head) and RoBERTa (roberta-tiny: byte-level BPE, positions from pad_
 Each answers /predict with the probabilities and labels `bertserve-cli predict` gives for the
 same texts, in a batch and alone, and for sentence pairs; /tokenize gives the CLI's ids and
 offsets (which tokenizer_offsets checks against HF `tokenizers`); a text of only whitespace is
-refused as for BERT; /info names the family.
+refused as for BERT; /info names the family. A reload from BERT to RoBERTa and back swaps the
+tokenizer family with the weights.
 usage: families_test.py BUILD_DIR"""
 import json
 import os
@@ -74,4 +75,21 @@ for family, name in (("distilbert", "distilbert-tiny"), ("roberta", "roberta-tin
         status, _, body = d.predict({"text": blank})
         check(status == 422 and "whitespace" in body.get("error", ""), f"{name}: {blank!r} -> {status} {body}")
     check(d.stop() == 0, f"{name}: clean exit")
+# A reload changes the family and the tokenizer with it: BERT (WordPiece) -> RoBERTa (BPE) -> BERT.
+KEY = {"Authorization": "Bearer families-key"}
+tiny_bert, roberta = need(os.path.join(shared, "models", "tiny-bert")), os.path.join(shared, "models", "roberta-tiny")
+want_roberta = run_cli("predict", roberta, texts[:8])
+d = Daemon(build, tiny_bert, "--admin-key", "families-key")
+for model, family in ((roberta, "roberta"), (tiny_bert, "bert")):
+    status, _, data = d.request("POST", "/admin/reload", {"model": model}, KEY, conn=d.conn(120))
+    check(status == 200, f"reload to {family}: {status} {data[:300]!r}")
+    info = json.loads(d.request("GET", "/info")[2])
+    check(info.get("model_type") == family, f"after the reload: /info model_type {info.get('model_type')!r}")
+    status, _, data = d.request("POST", "/tokenize", {"inputs": "Profit rose"})
+    first = json.loads(data)[0][0]["text"] if status == 200 else None
+    check(first == ("<s>" if family == "roberta" else "[CLS]"), f"{family}: /tokenize starts with {first!r}")
+    if family == "roberta":
+        status, _, body = d.predict({"texts": texts[:8], "truncate": True})
+        same_answers("roberta-tiny after a reload", body.get("results", []) if status == 200 else [], want_roberta)
+check(d.stop() == 0, "reload daemon: clean exit")
 finish("families_test")
