@@ -12,8 +12,9 @@ on the values) on loopback; wrk (tools/load.lua) drives it with CLIENTS closed-l
 else is an error. Batching off is the same daemon with --max-batch-requests 1. The daemons, the
 engine alone and ONNX Runtime take turns, ROUNDS times (default 3); ratios are taken within a
 round and the medians reported. Settings: BUILD_DIR, BENCH_DIR (default /tmp/bertserve-bench),
-THREADS (default 2: compute and ORT threads), NO_ORT=1 skips ONNX Runtime, DAEMON_ARGS adds
-daemon flags (e.g. "--batch-wait-us 500")."""
+THREADS (default 2: compute and ORT threads), NO_ORT=1 skips ONNX Runtime, DTYPE (f32, bf16, int8
+or auto; default f32) is the daemon's and the engine baseline's --dtype (ONNX Runtime stays fp32),
+DAEMON_ARGS adds daemon flags (e.g. "--batch-wait-us 500")."""
 import glob
 import json
 import os
@@ -35,7 +36,8 @@ rounds = int(os.environ.get("ROUNDS", "3"))
 clients = [int(c) for c in os.environ.get("CLIENTS", "1 4 16 64").split()]
 threads = int(os.environ.get("THREADS", "2"))
 use_ort = os.environ.get("NO_ORT") != "1"
-extra = os.environ.get("DAEMON_ARGS", "").split()
+dtype = os.environ.get("DTYPE", "f32")
+extra = ["--dtype", dtype] + os.environ.get("DAEMON_ARGS", "").split()
 if not os.path.exists("/usr/bin/wrk"):
     sys.exit("bench_load: needs wrk (apt-get install wrk)")
 
@@ -62,7 +64,8 @@ for name, texts in mixes.items():
 
 def cli_bench(batch, mix):
     """The engine alone over the mix's texts, each once, in batches of `batch`."""
-    out = subprocess.run([os.path.join(build, "bertserve-cli"), "bench", "--model", model, "--batch", str(batch),
+    out = subprocess.run([os.path.join(build, "bertserve-cli"), "bench", "--model", model, "--dtype", dtype,
+                          "--batch", str(batch),
                           "--iterations", str(len(mixes[mix]) // batch), os.path.join(work, f"{mix}.txt")],
                          check=True, capture_output=True, text=True,
                          env={**os.environ, "OPENBLAS_NUM_THREADS": str(threads)}).stdout
@@ -145,6 +148,10 @@ print(f"== FinBERT shape, seeded random weights; {threads} compute threads; {dur
 # taken within a round and the median over the rounds is reported.
 daemons = {"on": Daemon(build, model, "--threads", str(threads), *extra),
            "off": Daemon(build, model, "--threads", str(threads), "--max-batch-requests", "1", *extra)}
+cpu = next((line.split(":", 1)[1].strip() for line in subprocess.run(["lscpu"], capture_output=True, text=True)
+            .stdout.splitlines() if line.startswith("Model name")), "?")
+facts = json.loads(daemons["on"].request("GET", "/info")[2])
+print(f"== host: {cpu}; dtype {facts['compute_dtype']}, kernel {facts['kernel']}")
 for d in daemons.values():
     for mix in mixes:
         drive(d, mix, 4 if mix == "short" else 1)  # warm-up: scratch buffers and caches
