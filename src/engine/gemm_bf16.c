@@ -1,5 +1,8 @@
-/* bf16 products (gemm_bf16.h): the packing, two kernels and their choice at run time.
+/* bf16 products (gemm_bf16.h): the packing, three kernels and their choice at run time.
  *
+ *   amx-bf16       tdpbf16ps on Intel AMX tiles (gemm_bf16_amx.inc): 16 x 16 x 32
+ *                  multiply-adds per instruction, where the CPU has them and Linux grants
+ *                  the tile state (gemm_amx.h); else the next one.
  *   avx512-bf16    vdpbf16ps: 32 multiply-adds per instruction, twice an fp32 FMA's 16.
  *   portable-bf16  plain C on the same bf16 values widened to float32: any CPU, and the
  *                  check on the first one (same products, float32 sums in another order).
@@ -9,10 +12,12 @@
  * then apply the fp32 kernels' own GELU (rowop_gelu) to the stored row. */
 #include "engine/gemm_bf16.h"
 
+#include "engine/gemm_amx.h"
 #include "engine/gemm_split.h"
 #include "engine/rowops.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -194,14 +199,17 @@ static const struct bf16_kernels kernels_avx512 = {"avx512-bf16", round_row_avx5
 
 /* ---- choice, packing, the product ---- */
 
-enum bf16_isa { BF16_PORTABLE, BF16_AVX512 };
+enum bf16_isa { BF16_PORTABLE, BF16_AVX512, BF16_AMX };
 
-/* The best kernel this file may choose: the tests build it again with the portable one only. */
+/* The best kernel this file may choose: the tests build it again with the lower ones only, and
+ * with the AMX kernel on the software tile model (GEMM_AMX_SOFTWARE_MODEL). */
 #ifndef GEMM_BF16_MAX_ISA
-#define GEMM_BF16_MAX_ISA BF16_AVX512
+#define GEMM_BF16_MAX_ISA BF16_AMX
 #endif
 
-static const struct bf16_kernels *kernels(void)
+/* The best kernel below AMX: AMX's own stand-in where its tiles do not fit k, and its rounding
+ * of A (the same bits either way). */
+static const struct bf16_kernels *kernels_below_amx(void)
 {
 #if defined(__x86_64__)
     if (GEMM_BF16_MAX_ISA >= BF16_AVX512 && __builtin_cpu_supports("avx512f") &&
@@ -209,6 +217,46 @@ static const struct bf16_kernels *kernels(void)
         return &kernels_avx512;
 #endif
     return &kernels_portable;
+}
+
+/* ---- amx-bf16 ---- */
+
+static void round_row_amx(const float *x, int k, uint16_t *out) { kernels_below_amx()->round_row(x, k, out); }
+
+#if defined(GEMM_AMX_SOFTWARE_MODEL)
+#define AMX_MODEL 1
+#define AMX_VARIANT model
+#define AMX_NAME "amx-bf16-model"
+#include "gemm_amx_tiles.inc"
+#include "gemm_bf16_amx.inc"
+
+/* For the test of this build only (no header declares it): tile products the model ran. */
+unsigned long gemm_bf16_amx_model_products(void) { return amx_model_products; }
+#elif defined(__x86_64__)
+/* With the AVX-512 kernel's target too: <immintrin.h> was first included under it, so its tile
+ * functions carry it, and gcc inlines them only into functions whose target includes theirs.
+ * Every CPU with AMX has it; kernels() checks anyway. */
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bf16,amx-tile,amx-bf16,amx-int8")
+#include <immintrin.h>
+#define AMX_MODEL 0
+#define AMX_VARIANT hw
+#define AMX_NAME "amx-bf16"
+#include "gemm_amx_tiles.inc"
+#include "gemm_bf16_amx.inc"
+#pragma GCC pop_options
+#endif
+
+static const struct bf16_kernels *kernels(void)
+{
+#if defined(GEMM_AMX_SOFTWARE_MODEL)
+    if (GEMM_BF16_MAX_ISA >= BF16_AMX)
+        return &kernels_amx_model; /* the test build: the AMX code on the C model of its tiles */
+#elif defined(__x86_64__)
+    if (GEMM_BF16_MAX_ISA >= BF16_AMX && (gemm_amx_features() & GEMM_AMX_BF16) && kernels_below_amx() == &kernels_avx512)
+        return &kernels_amx_hw;
+#endif
+    return kernels_below_amx();
 }
 
 const char *gemm_bf16_kernel_name(void) { return kernels()->name; }

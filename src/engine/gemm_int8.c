@@ -1,6 +1,10 @@
-/* int8 products (gemm_int8.h): the quantization, the packing, two kernels and their choice at
+/* int8 products (gemm_int8.h): the quantization, the packing, three kernels and their choice at
  * run time.
  *
+ *   amx-int8       tdpbusd on Intel AMX tiles (gemm_int8_amx.inc): 16 x 16 x 64 u8 x s8
+ *                  multiply-adds per instruction, where the CPU has them and Linux grants the
+ *                  tile state (gemm_amx.h); else the next one. The same integers again, the
+ *                  same epilogue recipe: the same bits.
  *   avx512-vnni    vpdpbusd: 64 u8 x s8 multiply-adds per instruction into int32, four times an
  *                  fp32 FMA's 16 (on Zen 4 it issues at about half vdpbf16ps's rate, so about
  *                  twice bf16's speed: README, Performance); 4 x 64 tiles over two adjacent
@@ -13,10 +17,13 @@
  * bit-identical; then the fp32 kernels' own GELU (rowop_gelu) runs on each panel's row. */
 #include "engine/gemm_int8.h"
 
+#include "engine/gemm_amx.h"
 #include "engine/gemm_split.h"
 #include "engine/rowops.h"
 
 #include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 
 #define INLINE static inline __attribute__((always_inline))
@@ -324,14 +331,17 @@ static const struct int8_kernels kernels_avx512 = {"avx512-vnni", quantize_row_a
 
 /* ---- choice, packing, the product ---- */
 
-enum int8_isa { INT8_PORTABLE, INT8_AVX512_VNNI };
+enum int8_isa { INT8_PORTABLE, INT8_AVX512_VNNI, INT8_AMX };
 
-/* The best kernel this file may choose: the tests build it again with the portable one only. */
+/* The best kernel this file may choose: the tests build it again with the lower ones only, and
+ * with the AMX kernel on the software tile model (GEMM_AMX_SOFTWARE_MODEL). */
 #ifndef GEMM_INT8_MAX_ISA
-#define GEMM_INT8_MAX_ISA INT8_AVX512_VNNI
+#define GEMM_INT8_MAX_ISA INT8_AMX
 #endif
 
-static const struct int8_kernels *kernels(void)
+/* The best kernel below AMX: AMX's own stand-in where its tiles do not fit k, and its
+ * quantization of A (the same bytes either way). */
+static const struct int8_kernels *kernels_below_amx(void)
 {
 #if defined(__x86_64__)
     if (GEMM_INT8_MAX_ISA >= INT8_AVX512_VNNI && __builtin_cpu_supports("avx512f") &&
@@ -339,6 +349,49 @@ static const struct int8_kernels *kernels(void)
         return &kernels_avx512;
 #endif
     return &kernels_portable;
+}
+
+/* ---- amx-int8 ---- */
+
+static void quantize_row_amx(const float *x, int k, uint8_t *q, float *scale, int32_t *zero_point)
+{
+    kernels_below_amx()->quantize_row(x, k, q, scale, zero_point);
+}
+
+#if defined(GEMM_AMX_SOFTWARE_MODEL)
+#define AMX_MODEL 1
+#define AMX_VARIANT model
+#define AMX_NAME "amx-int8-model"
+#include "gemm_amx_tiles.inc"
+#include "gemm_int8_amx.inc"
+
+/* For the test of this build only (no header declares it): tile products the model ran. */
+unsigned long gemm_int8_amx_model_products(void) { return amx_model_products; }
+#elif defined(__x86_64__)
+/* With the AVX-512 kernel's target too: <immintrin.h> was first included under it, so its tile
+ * functions carry it, and gcc inlines them only into functions whose target includes theirs.
+ * Every CPU with AMX has it; kernels() checks anyway. */
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vnni,amx-tile,amx-bf16,amx-int8")
+#include <immintrin.h>
+#define AMX_MODEL 0
+#define AMX_VARIANT hw
+#define AMX_NAME "amx-int8"
+#include "gemm_amx_tiles.inc"
+#include "gemm_int8_amx.inc"
+#pragma GCC pop_options
+#endif
+
+static const struct int8_kernels *kernels(void)
+{
+#if defined(GEMM_AMX_SOFTWARE_MODEL)
+    if (GEMM_INT8_MAX_ISA >= INT8_AMX)
+        return &kernels_amx_model; /* the test build: the AMX code on the C model of its tiles */
+#elif defined(__x86_64__)
+    if (GEMM_INT8_MAX_ISA >= INT8_AMX && (gemm_amx_features() & GEMM_AMX_INT8) && kernels_below_amx() == &kernels_avx512)
+        return &kernels_amx_hw;
+#endif
+    return kernels_below_amx();
 }
 
 const char *gemm_int8_kernel_name(void) { return kernels()->name; }

@@ -10,7 +10,8 @@
 
 /* The kernel a test binary was built to check (its GEMM_EXPECT) against the one this CPU runs:
  * prints it, or where they differ says SKIPPED on stdout and exits 77, which ctest reports as a
- * skipped test (SKIP_RETURN_CODE 77), never as a pass. */
+ * skipped test (SKIP_RETURN_CODE 77), never as a pass. An AMX kernel's skip ("SKIPPED: no AMX
+ * here") names gemm_amx_status(): not on this CPU, or refused by the kernel. */
 void require_kernel(const char *expected, const char *running);
 
 /* One checked product of an m x k A by an n x k W with epilogue ep, on pool's threads. */

@@ -1,8 +1,10 @@
 /* The bf16 GEMM kernels of src/engine/gemm_bf16.c: the rounding to bf16 (ties to even, NaN,
  * infinities, denormals), the kernel's own rounding of A's rows against it, and products over
  * every tile shape and ragged edge (odd k included), each epilogue, 1-3 threads, against a
- * double-precision product of the SAME bf16-rounded inputs. Built once per kernel
- * (GEMM_BF16_MAX_ISA); a CPU without the kernel's instructions skips that build, visibly. */
+ * double-precision product of the SAME bf16-rounded inputs, and a row's C against the same row
+ * computed alone, bit for bit. Built once per kernel (GEMM_BF16_MAX_ISA); a CPU without the
+ * kernel's instructions skips that build, visibly. The AMX kernel is built once more on the C
+ * model of its tile instructions (GEMM_AMX_SOFTWARE_MODEL), which runs everywhere. */
 #include "check.h"
 #include "gemm_check.h"
 #include "engine/gemm_bf16.h"
@@ -197,8 +199,43 @@ static void check_linear(threadpool *pool, int m, int n, int k, enum gemm_epilog
     free(a), free(w), free(bias), free(packed), free(c), free(scratch);
 }
 
-/* An odd k as long as FinBERT's FFN, across the kernel's 256-float blocks of A. */
-static void check_large(threadpool *pool) { check_linear(pool, 13, 768, 3071, GEMM_STORE); }
+/* A row's C must not depend on m nor on the rows beside it (bert.c's batches rely on it: a
+ * sequence's logits are bit-identical batched or alone): each row of an m-row product against
+ * that row's product alone, bit for bit. The AMX kernel runs a row alone on a 1-row tile config,
+ * and in the batch in a full 32-row block or the last rows' shorter one. */
+static void check_batch_invariance(threadpool *pool, int m, int n, int k)
+{
+    float *a = random_floats((size_t)m * k, 11u), *w = random_floats((size_t)n * k, 13u);
+    float *bias = random_floats((size_t)n, 3u), *c = malloc((size_t)m * n * sizeof *c), *row = malloc((size_t)n * sizeof *row);
+    uint16_t *packed = malloc(gemm_packed_bf16_size(n, k) * sizeof *packed);
+    uint16_t *scratch = malloc(gemm_bf16_scratch_size(m, k) * sizeof *scratch);
+    gemm_pack_bf16(w, k, n, k, packed);
+    gemm_linear_bf16(pool, a, m, packed, n, k, c, bias, GEMM_BIAS_GELU, scratch);
+    for (int i = 0; i < m; i++) {
+        gemm_linear_bf16(pool, a + (size_t)i * k, 1, packed, n, k, row, bias, GEMM_BIAS_GELU, scratch);
+        if (memcmp(row, c + (size_t)i * n, (size_t)n * sizeof *row) != 0) {
+            CHECK(0, "batch invariance m=%d n=%d k=%d: row %d alone differs from row %d of the batch", m, n, k, i, i);
+            break;
+        }
+    }
+    free(a), free(w), free(bias), free(c), free(row), free(packed), free(scratch);
+}
+
+/* An odd k as long as FinBERT's FFN, across the kernel's 256-float blocks of A; batch invariance
+ * over 32-row blocks and their tails (37 = 32 + 5, 50 = 32 + 16 + 2), k on AMX's path (64, 768,
+ * odd 3071) and off it (40). */
+static void check_large(threadpool *pool)
+{
+    check_linear(pool, 13, 768, 3071, GEMM_STORE);
+    check_batch_invariance(pool, 37, 77, 768);
+    check_batch_invariance(pool, 50, 40, 64);
+    check_batch_invariance(pool, 20, 33, 3071);
+    check_batch_invariance(pool, 37, 33, 40);
+}
+
+#ifdef GEMM_AMX_SOFTWARE_MODEL
+unsigned long gemm_bf16_amx_model_products(void); /* gemm_bf16.c's count, in this build only */
+#endif
 
 int main(void)
 {
@@ -210,9 +247,15 @@ int main(void)
     check_pack(77, 40);
 
     /* Column counts that end inside a panel; k odd and even, from 1 to past two of the
-     * kernel's 256-float blocks of A. */
-    static const int nk[][2] = {{1, 1}, {5, 3}, {32, 16}, {33, 64}, {77, 40}, {40, 7}, {65, 129}, {31, 257},
-                                {96, 768}};
+     * kernel's 256-float blocks of A; for AMX, k of one, two and three 32-k steps (32, 64, odd
+     * 95), and k it leaves to the AVX-512 kernel (the rest). */
+    static const int nk[][2] = {{1, 1},   {5, 3},    {32, 16},  {33, 64},  {77, 40}, {40, 7},
+                                {65, 129}, {31, 257}, {96, 768}, {77, 32}, {40, 95}};
     check_linear_shapes(check_linear, nk, sizeof nk / sizeof nk[0], check_large);
+#ifdef GEMM_AMX_SOFTWARE_MODEL
+    /* Not the AVX-512 stand-in every time: the tile code itself ran. */
+    CHECK(gemm_bf16_amx_model_products() > 0, "the AMX kernel never ran a tile product");
+    printf("amx-bf16 on the tile model: %lu tdpbf16ps modelled\n", gemm_bf16_amx_model_products());
+#endif
     return test_finish("test_gemm_bf16_" GEMM_EXPECT);
 }

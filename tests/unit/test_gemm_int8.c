@@ -6,8 +6,10 @@
  *   - the dequantization recipe evaluated here in plain C on that exact sum, BIT FOR BIT:
  *     both kernels must equal it, so each build checks its kernel against the same bits and
  *     the two kernels are bit-identical to each other.
- * Built once per kernel (GEMM_INT8_MAX_ISA); a CPU without avx512_vnni skips that build,
- * visibly. */
+ * and a row's C against the same row computed alone, bit for bit.
+ * Built once per kernel (GEMM_INT8_MAX_ISA); a CPU without the kernel's instructions skips that
+ * build, visibly. The AMX kernel is built once more on the C model of its tile instructions
+ * (GEMM_AMX_SOFTWARE_MODEL), which runs everywhere. */
 #include "check.h"
 #include "gemm_check.h"
 #include "engine/gemm_int8.h"
@@ -249,12 +251,44 @@ static void check_extreme_sums(threadpool *pool)
     free(a), free(w), free(packed), free(scratch);
 }
 
-/* An odd k as long as FinBERT's FFN, split across the threads, and the widest sums it can make. */
+/* A row's C must not depend on m nor on the rows beside it (bert.c's batches rely on it): each
+ * row of an m-row product against that row's product alone, bit for bit. The AMX kernel runs a
+ * row alone on a 1-row tile config, and in the batch in a full 32-row block or the last rows'
+ * shorter one. */
+static void check_batch_invariance(threadpool *pool, int m, int n, int k)
+{
+    float *a = random_rows(m, k, 11u), *w = random_rows(n, k, 13u), *bias = random_rows(1, n, 3u);
+    float *c = malloc((size_t)m * n * sizeof *c), *row = malloc((size_t)n * sizeof *row);
+    int8_t *packed = malloc(gemm_packed_int8_size(n, k));
+    uint8_t *scratch = malloc(gemm_int8_scratch_size(m, k));
+    gemm_pack_int8(w, k, n, k, packed);
+    gemm_linear_int8(pool, a, m, packed, n, k, c, bias, GEMM_BIAS_GELU, scratch);
+    for (int i = 0; i < m; i++) {
+        gemm_linear_int8(pool, a + (size_t)i * k, 1, packed, n, k, row, bias, GEMM_BIAS_GELU, scratch);
+        if (memcmp(row, c + (size_t)i * n, (size_t)n * sizeof *row) != 0) {
+            CHECK(0, "batch invariance m=%d n=%d k=%d: row %d alone differs from row %d of the batch", m, n, k, i, i);
+            break;
+        }
+    }
+    free(a), free(w), free(bias), free(c), free(row), free(packed), free(scratch);
+}
+
+/* An odd k as long as FinBERT's FFN, split across the threads, and the widest sums it can make;
+ * batch invariance over 32-row blocks and their tails (37 = 32 + 5, 50 = 32 + 16 + 2), k on
+ * AMX's path (64, 768, 3071) and off it (40). */
 static void check_large(threadpool *pool)
 {
     check_linear(pool, 13, 768, 3071, GEMM_STORE);
     check_extreme_sums(pool);
+    check_batch_invariance(pool, 37, 77, 768);
+    check_batch_invariance(pool, 50, 40, 64);
+    check_batch_invariance(pool, 20, 33, 3071);
+    check_batch_invariance(pool, 37, 33, 40);
 }
+
+#ifdef GEMM_AMX_SOFTWARE_MODEL
+unsigned long gemm_int8_amx_model_products(void); /* gemm_int8.c's count, in this build only */
+#endif
 
 int main(void)
 {
@@ -265,9 +299,15 @@ int main(void)
     check_pack(77, 42, 8u);
 
     /* Column counts that end inside a panel; k from 1 to 3072, odd, even, and every residue
-     * mod 4. */
-    static const int nk[][2] = {{1, 1}, {5, 3}, {32, 16}, {33, 64}, {77, 42}, {40, 7}, {65, 129}, {31, 257},
-                                {96, 768}, {17, 6}};
+     * mod 4; for AMX, k of one, two and three 64-k steps (64, 61 padded to 64, 190 to 192), and
+     * k it leaves to the AVX-512 kernel (the rest). */
+    static const int nk[][2] = {{1, 1},   {5, 3},    {32, 16},  {33, 64}, {77, 42}, {40, 7}, {65, 129},
+                                {31, 257}, {96, 768}, {17, 6},  {77, 61}, {40, 190}};
     check_linear_shapes(check_linear, nk, sizeof nk / sizeof nk[0], check_large);
+#ifdef GEMM_AMX_SOFTWARE_MODEL
+    /* Not the AVX-512 stand-in every time: the tile code itself ran. */
+    CHECK(gemm_int8_amx_model_products() > 0, "the AMX kernel never ran a tile product");
+    printf("amx-int8 on the tile model: %lu tdpbusd modelled\n", gemm_int8_amx_model_products());
+#endif
     return test_finish("test_gemm_int8_" GEMM_EXPECT);
 }
