@@ -3,15 +3,20 @@
  * 768 x 3072 (FFN out). The same process, the three runs taking turns (so a neighbour's load or
  * the clock's drift falls on all alike), median times, GOP/s (a multiply-add is 2 ops) and
  * int8's time against the others'. "quant" is int8's share spent quantizing A: the median time
- * of gemm_int8_quantize_row over the m rows on one thread, divided by the threads.
+ * of gemm_int8_quantize_row over the m rows on one thread, divided by the threads. Where the CPU
+ * has AMX, bf16 and int8 run on amx-bf16 and amx-int8, and a second line per shape times both
+ * with AMX turned off (gemm_amx_allow: avx512-bf16 and avx512-vnni) in the same turns; elsewhere
+ * it says "no AMX".
  *
  * usage: gemm-int8-bench [threads [reps]]     (defaults: 1 thread, 15 reps per kernel and shape) */
 #include "common/clock.h"
 #include "engine/gemm.h"
+#include "engine/gemm_amx.h"
 #include "engine/gemm_bf16.h"
 #include "engine/gemm_int8.h"
 #include "engine/threadpool.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -92,12 +97,12 @@ static double time_quantize(struct operands *o)
     return monotonic_seconds() - t0;
 }
 
-static void bench_shape(threadpool *pool, int m, int n, int k, int reps)
+static void bench_shape(threadpool *pool, int m, int n, int k, int reps, bool amx)
 {
     struct operands o;
     operands_init(&o, m, n, k);
-    double *t[4];
-    for (int d = 0; d < 4; d++)
+    double *t[6]; /* fp32, bf16, int8, quantization; bf16 and int8 with AMX off */
+    for (int d = 0; d < 6; d++)
         t[d] = malloc(sizeof(double) * (size_t)reps);
     for (int d = 0; d < 3; d++)
         time_product(pool, &o, d); /* warm-up: pages, caches, clocks */
@@ -105,6 +110,12 @@ static void bench_shape(threadpool *pool, int m, int n, int k, int reps)
         for (int d = 0; d < 3; d++)
             t[d][r] = time_product(pool, &o, d);
         t[3][r] = time_quantize(&o);
+        if (amx) {
+            gemm_amx_allow(false);
+            t[4][r] = time_product(pool, &o, 1);
+            t[5][r] = time_product(pool, &o, 2);
+            gemm_amx_allow(true);
+        }
     }
     double ops = 2.0 * m * n * k, med[4];
     for (int d = 0; d < 4; d++)
@@ -113,7 +124,13 @@ static void bench_shape(threadpool *pool, int m, int n, int k, int reps)
            "int8 vs fp32 %.2fx, vs bf16 %.2fx  quant %4.1f%%\n",
            m, n, k, med[0] * 1e3, ops / med[0] * 1e-9, med[1] * 1e3, ops / med[1] * 1e-9, med[2] * 1e3,
            ops / med[2] * 1e-9, med[0] / med[2], med[1] / med[2], 100 * med[3] / threadpool_size(pool) / med[2]);
-    for (int d = 0; d < 4; d++)
+    if (amx) {
+        double xb = median(t[4], reps), xi = median(t[5], reps);
+        printf("%4d x %4d x %4d  avx512-bf16 %7.3f ms %5.0f  avx512-vnni %7.3f ms %5.0f GOP/s  amx-bf16 %.2fx its "
+               "speed, amx-int8 %.2fx\n",
+               m, n, k, xb * 1e3, ops / xb * 1e-9, xi * 1e3, ops / xi * 1e-9, xb / med[1], xi / med[2]);
+    }
+    for (int d = 0; d < 6; d++)
         free(t[d]);
     operands_free(&o);
 }
@@ -129,10 +146,12 @@ int main(int argc, char **argv)
     }
     printf("kernels: %s, %s and %s, %d thread(s), median of %d runs taking turns\n", gemm_kernel_name(),
            gemm_bf16_kernel_name(), gemm_int8_kernel_name(), threads, reps);
+    bool amx = gemm_amx_features() == (GEMM_AMX_BF16 | GEMM_AMX_INT8);
+    printf("%s%s\n", gemm_amx_status(), amx ? ": the AVX-512 kernels timed too" : " (no AMX: no AMX runs)");
     static const int ms[] = {32, 512}, nk[][2] = {{2304, 768}, {768, 768}, {3072, 768}, {768, 3072}};
     for (int i = 0; i < 2; i++)
         for (int s = 0; s < 4; s++)
-            bench_shape(pool, ms[i], nk[s][0], nk[s][1], reps);
+            bench_shape(pool, ms[i], nk[s][0], nk[s][1], reps, amx);
     threadpool_free(pool);
     return 0;
 }

@@ -60,7 +60,8 @@ for dtype in DTYPES:
     check(0 < dlogit <= MAX_DLOGIT[dtype], f"predict --dtype {dtype}: max |logit - f32's| {dlogit} (0: it did not run)")
 
 # bench reports the dtype and its kernel; a bad dtype is a usage error
-KERNELS = {"f32": r"(avx512|avx2|generic)", "bf16": r"(avx512|portable)-bf16", "int8": r"(avx512-vnni|portable-int8)"}
+KERNELS = {"f32": r"(avx512|avx2|generic)", "bf16": r"(amx|avx512|portable)-bf16",
+           "int8": r"(amx-int8|avx512-vnni|portable-int8)"}
 for dtype in ("f32",) + DTYPES:
     rc, out, err = run(["bench", "--model", model, "--dtype", dtype, "--iterations", "1"])
     check(rc == 0 and re.search(rf"^dtype: {dtype}, [\d.]+ MB of weights in memory; encoder linears on the "

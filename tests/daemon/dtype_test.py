@@ -43,7 +43,8 @@ for dtype in DTYPES:
     check(info.get("compute_dtype") == dtype and info.get("requested_dtype") == dtype,
           f"/info dtype: {info.get('compute_dtype')!r}, asked {info.get('requested_dtype')!r}")
     kernel = info.get("kernel", "")
-    check(kernel in {"bf16": ("avx512-bf16", "portable-bf16"), "int8": ("avx512-vnni", "portable-int8")}[dtype],
+    check(kernel in {"bf16": ("amx-bf16", "avx512-bf16", "portable-bf16"),
+                   "int8": ("amx-int8", "avx512-vnni", "portable-int8")}[dtype],
           f"/info kernel {kernel!r} is not a {dtype} kernel")
     loaded = [line for line in d.lines if " loaded " in line or '"event":"loaded"' in line]
     check(loaded and f"compute_dtype={dtype}" in loaded[0] and f"kernel={kernel}" in loaded[0],
