@@ -14,9 +14,11 @@
  *   packed[p][t][j][h] = bf16(W[32p + j][2t + h]),  0 past row n-1 or at 2t + h == k (odd k)
  *
  * so one k pair of a panel is 32 columns x 2 bf16 = 128 bytes, two 512-bit registers, and the
- * kernel streams the panel front to back. A row of A is rounded into the same pairs
- * (uint16_t[2 kp], the last one zero-padded for odd k: the padding must be a finite zero on
- * both sides, or 0 x inf would be NaN), one 32-bit pair broadcast per row and k pair.
+ * kernel streams the panel front to back. 16 consecutive k pairs of a panel are also, as they
+ * lie, two B tiles of AMX's tdpbf16ps (columns 0-15 and 16-31, stride 128 bytes). A row of A
+ * is rounded into the same pairs (uint16_t[2 kp], the last one zero-padded for odd k: the
+ * padding must be a finite zero on both sides, or 0 x inf would be NaN), one 32-bit pair
+ * broadcast per row and k pair (AMX: 16 rows of 16 pairs make an A tile).
  *
  * The rounding (gemm_bf16_round): to nearest, ties to even; NaN stays NaN (quieted, sign and
  * top payload kept); infinities stay; float32 denormals become a zero of their sign. That is
@@ -81,8 +83,9 @@ struct threadpool;
 void gemm_linear_bf16(struct threadpool *pool, const float *a, int m, const uint16_t *packed, int n, int k,
                       float *c, const float *bias, enum gemm_epilogue ep, uint16_t *scratch);
 
-/* Which kernel runs here: "avx512-bf16" (vdpbf16ps) or "portable-bf16" (float32 FMA on the
- * same bf16 values, widened). */
+/* Which kernel runs here: "amx-bf16" (tdpbf16ps on Intel AMX tiles, where the CPU has them and
+ * Linux grants them: gemm_amx.h), "avx512-bf16" (vdpbf16ps) or "portable-bf16" (float32 FMA on
+ * the same bf16 values, widened). */
 const char *gemm_bf16_kernel_name(void);
 
 #endif

@@ -24,9 +24,9 @@
  * sum, the zero-point correction and their difference stay below 2^31 (FinBERT's widest k,
  * 3072, reaches 99.5 M of 2,147 M). vpdpbusd adds its four u8 x s8 products exactly in 32 bits
  * and wraps (vpdpbusds would saturate): as nothing can overflow, both give the same sums, and so
- * does the portable kernel's plain C. The dequantization is one rounding-exact recipe both
- * kernels follow: c = fma((float)(sum - zp_i colsum_j), sa_i * ws_j, bias_j), so C is
- * bit-identical across kernels (tests/unit/test_gemm_int8.c checks it).
+ * do the portable kernel's plain C and AMX's tdpbusd. The dequantization is one rounding-exact
+ * recipe every kernel follows: c = fma((float)(sum - zp_i colsum_j), sa_i * ws_j, bias_j), so C
+ * is bit-identical across kernels (tests/unit/test_gemm_int8.c checks it).
  *
  * Packed weights, panels of GEMM_NR = 32 output columns as gemm.h, k in quads for vpdpbusd
  * (which takes four consecutive u8 of A in a 32-bit lane and four s8 of one column), then the
@@ -38,7 +38,9 @@
  *     float   scale[32]       ws_(32p + j)          (0 past row n-1)
  *
  * One k quad of a panel is 32 x 4 = 128 bytes, two 512-bit registers, streamed front to back;
- * the avx512-vnni kernel streams two adjacent panels at once (64 columns, four registers).
+ * the avx512-vnni kernel streams two adjacent panels at once (64 columns, four registers). 16
+ * consecutive k quads of a panel are also, as they lie, two B tiles of AMX's tdpbusd (columns
+ * 0-15 and 16-31, stride 128 bytes).
  *
  * A's quantized rows live in the caller's scratch (gemm_int8_scratch_size): float sa[m],
  * int32 zp[m], then uint8 qa[m][4 kq] (the pad past k is 0; it meets zero weights). */
@@ -87,7 +89,8 @@ struct threadpool;
 void gemm_linear_int8(struct threadpool *pool, const float *a, int m, const int8_t *packed, int n, int k, float *c,
                       const float *bias, enum gemm_epilogue ep, uint8_t *scratch);
 
-/* Which kernel runs here: "avx512-vnni" (vpdpbusd) or "portable-int8" (plain C, the same
+/* Which kernel runs here: "amx-int8" (tdpbusd on Intel AMX tiles, where the CPU has them and
+ * Linux grants them: gemm_amx.h), "avx512-vnni" (vpdpbusd) or "portable-int8" (plain C, the same
  * integers). */
 const char *gemm_int8_kernel_name(void);
 

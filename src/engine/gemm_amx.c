@@ -82,7 +82,9 @@ int gemm_amx_features(void)
 const char *gemm_amx_status(void)
 {
     pthread_once(&detect_once, detect);
-    return detected && atomic_load_explicit(&forbidden, memory_order_relaxed) ? "amx: turned off (gemm_amx_allow)" : why;
+    if (detected && atomic_load_explicit(&forbidden, memory_order_relaxed))
+        return "amx: turned off (gemm_amx_allow)";
+    return why;
 }
 
 void gemm_amx_allow(bool allow) { atomic_store(&forbidden, !allow); }

@@ -253,7 +253,9 @@ static const struct bf16_kernels *kernels(void)
     if (GEMM_BF16_MAX_ISA >= BF16_AMX)
         return &kernels_amx_model; /* the test build: the AMX code on the C model of its tiles */
 #elif defined(__x86_64__)
-    if (GEMM_BF16_MAX_ISA >= BF16_AMX && (gemm_amx_features() & GEMM_AMX_BF16) && kernels_below_amx() == &kernels_avx512)
+    /* The AMX code is compiled with the AVX-512 kernel's target as well (see above). */
+    if (GEMM_BF16_MAX_ISA >= BF16_AMX && (gemm_amx_features() & GEMM_AMX_BF16) &&
+        kernels_below_amx() == &kernels_avx512)
         return &kernels_amx_hw;
 #endif
     return kernels_below_amx();

@@ -388,7 +388,9 @@ static const struct int8_kernels *kernels(void)
     if (GEMM_INT8_MAX_ISA >= INT8_AMX)
         return &kernels_amx_model; /* the test build: the AMX code on the C model of its tiles */
 #elif defined(__x86_64__)
-    if (GEMM_INT8_MAX_ISA >= INT8_AMX && (gemm_amx_features() & GEMM_AMX_INT8) && kernels_below_amx() == &kernels_avx512)
+    /* The AMX code is compiled with the AVX-512 kernel's target as well (see above). */
+    if (GEMM_INT8_MAX_ISA >= INT8_AMX && (gemm_amx_features() & GEMM_AMX_INT8) &&
+        kernels_below_amx() == &kernels_avx512)
         return &kernels_amx_hw;
 #endif
     return kernels_below_amx();

@@ -206,7 +206,8 @@ static void check_linear(threadpool *pool, int m, int n, int k, enum gemm_epilog
 static void check_batch_invariance(threadpool *pool, int m, int n, int k)
 {
     float *a = random_floats((size_t)m * k, 11u), *w = random_floats((size_t)n * k, 13u);
-    float *bias = random_floats((size_t)n, 3u), *c = malloc((size_t)m * n * sizeof *c), *row = malloc((size_t)n * sizeof *row);
+    float *bias = random_floats((size_t)n, 3u), *c = malloc((size_t)m * n * sizeof *c);
+    float *row = malloc((size_t)n * sizeof *row);
     uint16_t *packed = malloc(gemm_packed_bf16_size(n, k) * sizeof *packed);
     uint16_t *scratch = malloc(gemm_bf16_scratch_size(m, k) * sizeof *scratch);
     gemm_pack_bf16(w, k, n, k, packed);
