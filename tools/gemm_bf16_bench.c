@@ -85,7 +85,7 @@ int main(int argc, char **argv)
     printf("kernels: %s and %s, %d thread(s), median of %d alternating runs\n", gemm_kernel_name(),
            gemm_bf16_kernel_name(), threads, reps);
     bool amx = gemm_amx_features() & GEMM_AMX_BF16;
-    printf("%s%s\n", gemm_amx_status(), amx ? ": amx-bf16 against avx512-bf16 too" : " (no AMX: no amx-bf16 run)");
+    printf("amx: %s%s\n", gemm_amx_status(), amx ? ": amx-bf16 against avx512-bf16 too" : " (no AMX: no amx-bf16 run)");
     static const int ms[] = {512, 128, 32};
     for (int i = 0; i < 3; i++)
         bench_shape(pool, ms[i], 3072, 768, reps, amx);

@@ -147,7 +147,7 @@ int main(int argc, char **argv)
     printf("kernels: %s, %s and %s, %d thread(s), median of %d runs taking turns\n", gemm_kernel_name(),
            gemm_bf16_kernel_name(), gemm_int8_kernel_name(), threads, reps);
     bool amx = gemm_amx_features() == (GEMM_AMX_BF16 | GEMM_AMX_INT8);
-    printf("%s%s\n", gemm_amx_status(), amx ? ": the AVX-512 kernels timed too" : " (no AMX: no AMX runs)");
+    printf("amx: %s%s\n", gemm_amx_status(), amx ? ": the AVX-512 kernels timed too" : " (no AMX: no AMX runs)");
     static const int ms[] = {32, 512}, nk[][2] = {{2304, 768}, {768, 768}, {3072, 768}, {768, 3072}};
     for (int i = 0; i < 2; i++)
         for (int s = 0; s < 4; s++)

@@ -22,8 +22,8 @@ enum { GEMM_AMX_BF16 = 1, GEMM_AMX_INT8 = 2 };
  * the permission; later calls cost one load. */
 int gemm_amx_features(void);
 
-/* One line about AMX in this process: "amx: in use (amx-bf16, amx-int8)", "amx: not on this
- * CPU", "amx: the kernel refused XTILEDATA (errno 22)", "amx: turned off (gemm_amx_allow)".
+/* Whether AMX runs in this process, and if not why: "in use (amx-bf16, amx-int8)", "not on this
+ * CPU", "the kernel refused XTILEDATA (errno 22)", "turned off (gemm_amx_allow)" (/info's amx).
  * A static string; valid for the whole process. */
 const char *gemm_amx_status(void);
 

@@ -223,7 +223,7 @@ int cli_bench(const struct options *o)
            o->model, c->n_layers, c->hidden, c->n_heads, c->intermediate, m->weights_dtype, t_load * 1e3);
     printf("dtype: %s, %.1f MB of weights in memory; encoder linears on the %s kernel\n", bert_dtype_name(m->dtype),
            bert_model_bytes(m) / 1e6, linear_kernel_name(m->dtype));
-    printf("%s\n", gemm_amx_status()); /* why bf16/int8 run on AMX, or why not */
+    printf("amx: %s\n", gemm_amx_status()); /* why bf16/int8 run on AMX, or why not */
     int threads = cpu_count_available();
     printf("OpenBLAS: kernel %s, %d threads (OPENBLAS_CORETYPE=%s); bertserve GEMM: %s kernel, %d threads\n",
            openblas_get_corename(), openblas_get_num_threads(),

@@ -22,7 +22,7 @@
 
 static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
 static int detected;           /* GEMM_AMX_* this process may run, once detect() is done */
-static const char *why = "amx: not on this CPU";
+static const char *why = "not on this CPU";
 static char refused[80];       /* why, when the kernel refused (it names errno) */
 static atomic_bool forbidden;  /* gemm_amx_allow(false) */
 
@@ -45,32 +45,32 @@ static void detect(void)
         return; /* "not on this CPU" */
     int cpu = (d >> 22 & 1 ? GEMM_AMX_BF16 : 0) | (d >> 25 & 1 ? GEMM_AMX_INT8 : 0);
     if (!cpu) {
-        why = "amx: tiles without AMX-BF16 or AMX-INT8 on this CPU";
+        why = "tiles without AMX-BF16 or AMX-INT8 on this CPU";
         return;
     }
     /* xgetbv is defined only once the OS has turned XSAVE on (CPUID leaf 1 ECX bit 27). */
     if (!__get_cpuid(1, &a, &b, &c, &d) || !(c >> 27 & 1)) {
-        why = "amx: not enabled by the OS (no OSXSAVE)";
+        why = "not enabled by the OS (no OSXSAVE)";
         return;
     }
     uint64_t tiles = (uint64_t)1 << XFEATURE_XTILECFG | (uint64_t)1 << XFEATURE_XTILEDATA;
     if ((xcr0() & tiles) != tiles) {
-        why = "amx: not enabled by the OS (XCR0 lacks the tile state)";
+        why = "not enabled by the OS (XCR0 lacks the tile state)";
         return;
     }
     /* Process-wide: every thread, those running already included, may then use the tiles. */
     if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0) {
-        snprintf(refused, sizeof refused, "amx: the kernel refused XTILEDATA (errno %d)", errno);
+        snprintf(refused, sizeof refused, "the kernel refused XTILEDATA (errno %d)", errno);
         why = refused;
         return;
     }
     detected = cpu;
-    why = cpu == (GEMM_AMX_BF16 | GEMM_AMX_INT8) ? "amx: in use (amx-bf16, amx-int8)"
-          : cpu == GEMM_AMX_BF16                 ? "amx: in use (amx-bf16 only)"
-                                                 : "amx: in use (amx-int8 only)";
+    why = cpu == (GEMM_AMX_BF16 | GEMM_AMX_INT8) ? "in use (amx-bf16, amx-int8)"
+          : cpu == GEMM_AMX_BF16                 ? "in use (amx-bf16 only)"
+                                                 : "in use (amx-int8 only)";
 }
 #else
-static void detect(void) { why = "amx: not on this CPU (not x86-64 Linux)"; }
+static void detect(void) { why = "not on this CPU (not x86-64 Linux)"; }
 #endif
 
 int gemm_amx_features(void)
@@ -83,7 +83,7 @@ const char *gemm_amx_status(void)
 {
     pthread_once(&detect_once, detect);
     if (detected && atomic_load_explicit(&forbidden, memory_order_relaxed))
-        return "amx: turned off (gemm_amx_allow)";
+        return "turned off (gemm_amx_allow)";
     return why;
 }
 

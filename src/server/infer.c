@@ -3,6 +3,7 @@
 #include "common/clock.h"
 #include "common/json_text.h"
 #include "engine/gemm.h"
+#include "engine/gemm_amx.h"
 #include "engine/predict.h"
 #include "server/request.h"
 
@@ -504,6 +505,7 @@ cJSON *infer_describe(const struct infer_service *s)
     cJSON_AddStringToObject(o, "compute_dtype", bert_dtype_name(m->model->dtype));
     cJSON_AddStringToObject(o, "requested_dtype", cfg->dtype);
     cJSON_AddStringToObject(o, "kernel", bert_model_kernel_name(m->model));
+    cJSON_AddStringToObject(o, "amx", gemm_amx_status()); /* why a bf16/int8 model runs on AMX or not */
     cJSON_AddNumberToObject(o, "weights_bytes", (double)bert_model_bytes(m->model));
     served_model_release(m);
     cJSON_AddStringToObject(o, "version", config_version());

@@ -17,7 +17,7 @@ void require_kernel(const char *expected, const char *running)
         printf("SKIPPED: this CPU cannot run the %s kernel (runs %s)\n", expected, running);
         exit(77);
     }
-    printf("kernel: %s (%s)\n", running, gemm_amx_status());
+    printf("kernel: %s (amx: %s)\n", running, gemm_amx_status());
 }
 
 void check_linear_shapes(linear_check check, const int (*nk)[2], size_t n_nk, void (*more)(threadpool *pool))
