@@ -25,7 +25,7 @@ import sys
 import time
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(root, "tests"))
+sys.path.insert(0, os.path.join(root, "tests", "lib"))
 from daemon_support import Daemon, metric_values  # noqa: E402
 from testlib import need, shared  # noqa: E402
 
