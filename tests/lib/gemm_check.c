@@ -39,3 +39,36 @@ void check_linear_shapes(linear_check check, const int (*nk)[2], size_t n_nk, vo
         threadpool_free(pool);
     }
 }
+
+static float *random_matrix(int rows, int cols, unsigned seed)
+{
+    float *x = malloc((size_t)rows * cols * sizeof *x);
+    for (size_t i = 0; i < (size_t)rows * cols; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (float)(seed >> 8) / 8388608.0f - 1.0f; /* [-1, 1) */
+    }
+    return x;
+}
+
+static void rows_alone(threadpool *pool, linear_product product, int m, int n, int k)
+{
+    float *a = random_matrix(m, k, 11u), *w = random_matrix(n, k, 13u), *bias = random_matrix(1, n, 3u);
+    float *c = malloc((size_t)m * n * sizeof *c), *row = malloc((size_t)n * sizeof *row);
+    product(pool, a, m, w, n, k, bias, c);
+    for (int i = 0; i < m; i++) {
+        product(pool, a + (size_t)i * k, 1, w, n, k, bias, row);
+        if (memcmp(row, c + (size_t)i * n, (size_t)n * sizeof *row) != 0) {
+            CHECK(0, "batch invariance m=%d n=%d k=%d: row %d alone differs from row %d of the batch", m, n, k, i, i);
+            break;
+        }
+    }
+    free(a), free(w), free(bias), free(c), free(row);
+}
+
+void check_batch_invariance(threadpool *pool, linear_product product)
+{
+    rows_alone(pool, product, 37, 77, 768);
+    rows_alone(pool, product, 50, 40, 64);
+    rows_alone(pool, product, 20, 33, 3071);
+    rows_alone(pool, product, 37, 33, 40);
+}

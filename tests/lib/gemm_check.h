@@ -23,4 +23,16 @@ typedef void (*linear_check)(threadpool *pool, int m, int n, int k, enum gemm_ep
  * same pool, more(pool) unless it is NULL: a kernel's own large cases. */
 void check_linear_shapes(linear_check check, const int (*nk)[2], size_t n_nk, void (*more)(threadpool *pool));
 
+/* C[m][n] = A[m][k] · W[n][k]ᵀ + bias, then GELU, in a test's dtype on pool's threads: the
+ * test's packing and product, W packed anew by each call. */
+typedef void (*linear_product)(threadpool *pool, const float *a, int m, const float *w, int n, int k,
+                               const float *bias, float *c);
+
+/* A row's C must not depend on m nor on the rows beside it (bert.c's batches rely on it: a
+ * sequence's logits are bit-identical batched or alone): each row of an m-row product against
+ * that row's product alone, bit for bit, over 32-row blocks and their tails (37 = 32 + 5,
+ * 50 = 32 + 16 + 2; the AMX kernels run a row alone on a 1-row tile config, and in a batch in a
+ * full block or the last rows' shorter one), k on AMX's path (64, 768, odd 3071) and off it (40). */
+void check_batch_invariance(threadpool *pool, linear_product product);
+
 #endif
