@@ -8,9 +8,12 @@
  * the length limit; truncation keeping a prefix (right) or suffix (left) of each text's tokens;
  * the spans tiling each text kept, none special, every ordinary token's bytes spelling its
  * vocabulary text; the heap-ordered merges equal to a naive lowest-rank-first BPE (for texts
- * without added-token literals); re-encoding identical. */
+ * without added-token literals); re-encoding identical; HF's offsets (any_tokenizer_hf_span, what
+ * /tokenize and the CLI report) inside the text, near the token's own bytes, on character
+ * boundaries. */
 #include "common/bs_error.h"
 #include "fuzz_target.h"
+#include "text/any_tokenizer.h"
 #include "text/bpe.h"
 #include "text/bpe_model.h"
 #include "text/byte_level.h"
@@ -20,6 +23,7 @@
 #include <string.h>
 
 static bpe_tokenizer *tok;
+static any_tokenizer *any; /* the same files, for any_tokenizer_hf_span */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -31,7 +35,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     char model[4096], err[BS_ERR_LEN];
     snprintf(model, sizeof model, "%s/models/roberta-tiny", shared);
     tok = bpe_load(model, err);
-    if (!tok) {
+    any = tok ? any_tokenizer_load(model, err) : NULL;
+    if (!any) {
         fprintf(stderr, "fuzz_tokenizer_bpe: cannot load the tokenizer (set BERTSERVE_SHARED): %s\n", err);
         exit(1);
     }
@@ -111,6 +116,23 @@ static void check_merges(const encoding *full, int from, int to, const unsigned 
     FUZZ_ASSERT(i == to, "%d tokens beyond the naive BPE's", to - i);
 }
 
+/* HF's offsets of tokens [from, to) of a text s of n bytes: within the text and within 3 bytes of
+ * the token's own span (a character is at most 4 bytes), on character boundaries, so that what
+ * they cover is valid UTF-8 (/tokenize's "text"). */
+static void check_hf_spans(const encoding *e, int from, int to, const char *s, size_t n)
+{
+    for (int i = from; i < to; i++) {
+        struct token_span hf = any_tokenizer_hf_span(any, e, i, s, n), own = e->spans[i];
+        FUZZ_ASSERT(hf.start >= 0 && hf.start <= hf.end && (size_t)hf.end <= n && !hf.special,
+                    "token %d: HF span [%d, %d) of %zu bytes", i, hf.start, hf.end, n);
+        FUZZ_ASSERT(hf.start >= own.start - 3 && hf.end <= own.end + 3 && hf.start <= own.end && hf.end >= own.start,
+                    "token %d: HF span [%d, %d) far from its bytes [%d, %d)", i, hf.start, hf.end, own.start, own.end);
+        size_t width = (size_t)(hf.end - hf.start);
+        FUZZ_ASSERT(utf8_validate(s + hf.start, width) == width, "token %d: HF span [%d, %d) splits a character", i,
+                    hf.start, hf.end);
+    }
+}
+
 /* Whether s holds one of the added tokens' literals (then spans may hold stripped spaces). */
 static bool has_literal(const char *s, size_t n)
 {
@@ -184,6 +206,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 "the first text's tokens are not a %s of its untruncated ones", left ? "suffix" : "prefix");
     bool plain_a = !has_literal(text, len), plain_b = pair && !has_literal(pair, pair_len);
     check_spans(&e, 1, end_a, (const unsigned char *)text, len, left, plain_a);
+    check_hf_spans(&e, 1, end_a, text, len);
     if (plain_a)
         check_merges(&full, 1, full_end_a, (const unsigned char *)text, len);
     if (pair) {
@@ -192,6 +215,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_ASSERT(kb <= fb && same_ids(&e, e.pair_start, e.n - 1, &full, fb_from, fb_from + kb),
                     "the second text's tokens are not a %s of its untruncated ones", left ? "suffix" : "prefix");
         check_spans(&e, e.pair_start, e.n - 1, (const unsigned char *)pair, pair_len, left, plain_b);
+        check_hf_spans(&e, e.pair_start, e.n - 1, pair, pair_len);
         if (plain_b)
             check_merges(&full, full.pair_start, full.n - 1, (const unsigned char *)pair, pair_len);
     }
