@@ -31,4 +31,8 @@ const char *shared_path(const char *rel);
  * if the file cannot be read. Returns the number of lines. */
 int for_each_line(const char *path, void (*fn)(char *line, size_t len, void *ctx), void *ctx);
 
+/* Loads the model directory dir and checks that it fails, with a message holding every fragment
+ * given (NULL: none); prints what -> the message. */
+void expect_load_failure(const char *dir, const char *what, const char *frag1, const char *frag2, const char *frag3);
+
 #endif

@@ -1,5 +1,8 @@
 #include "check.h"
 
+#include "common/bs_error.h"
+#include "engine/model.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -61,4 +64,17 @@ int for_each_line(const char *path, void (*fn)(char *line, size_t len, void *ctx
     free(line);
     fclose(f);
     return count;
+}
+
+void expect_load_failure(const char *dir, const char *what, const char *frag1, const char *frag2, const char *frag3)
+{
+    char err[BS_ERR_LEN] = "";
+    bert_model *m = bert_model_load(dir, err);
+    CHECK(!m, "%s: loaded although it should not", what);
+    bert_model_free(m);
+    const char *frags[3] = {frag1, frag2, frag3};
+    for (int i = 0; i < 3; i++)
+        CHECK(!frags[i] || strstr(err, frags[i]), "%s: message lacks \"%s\": %s", what, frags[i], err);
+    if (!m)
+        printf("%-40s -> %s\n", what, err);
 }
