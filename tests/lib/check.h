@@ -3,6 +3,8 @@
 #ifndef CHECK_H
 #define CHECK_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 extern int check_failures;
@@ -30,6 +32,10 @@ const char *shared_path(const char *rel);
 /* Calls fn(line, len, ctx) for each line of a file (without its newline); fails the test
  * if the file cannot be read. Returns the number of lines. */
 int for_each_line(const char *path, void (*fn)(char *line, size_t len, void *ctx), void *ctx);
+
+/* Whether a golden file's JSON array of token ids (or type ids) is got[0, n). */
+struct cJSON;
+bool json_ids_equal(const struct cJSON *expected, const int32_t *got, int n);
 
 /* Loads the model directory dir and checks that it fails, with a message holding every fragment
  * given (NULL: none); prints what -> the message. */

@@ -3,6 +3,8 @@
 #include "common/bs_error.h"
 #include "engine/model.h"
 
+#include <cjson/cJSON.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -77,4 +79,15 @@ void expect_load_failure(const char *dir, const char *what, const char *frag1, c
         CHECK(!frags[i] || strstr(err, frags[i]), "%s: message lacks \"%s\": %s", what, frags[i], err);
     if (!m)
         printf("%-40s -> %s\n", what, err);
+}
+
+bool json_ids_equal(const cJSON *expected, const int32_t *got, int n)
+{
+    if (!cJSON_IsArray(expected) || cJSON_GetArraySize(expected) != n)
+        return false;
+    int i = 0;
+    for (const cJSON *x = expected->child; x; x = x->next, i++)
+        if (!cJSON_IsNumber(x) || x->valueint != got[i])
+            return false;
+    return true;
 }

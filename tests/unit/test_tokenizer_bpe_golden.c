@@ -92,17 +92,6 @@ static int json_string_field(const char *line, const char *key, struct buffer *o
     return 0;
 }
 
-static bool ids_equal(const cJSON *expected, const int32_t *got, int n)
-{
-    if (!cJSON_IsArray(expected) || cJSON_GetArraySize(expected) != n)
-        return false;
-    int i = 0;
-    for (const cJSON *x = expected->child; x; x = x->next, i++)
-        if (!cJSON_IsNumber(x) || x->valueint != got[i])
-            return false;
-    return true;
-}
-
 /* bytes s[0..n) shown as GPT-2 characters equal the token text */
 static bool bytes_spell(const char *s, size_t n, const char *token)
 {
@@ -210,11 +199,11 @@ static void check_case(char *line, size_t len, void *ctx)
                         max_len, TRUNCATE_RIGHT, &r->enc, err);
     CHECK(rc == 0, "%s %s: %s", r->file, id->valuestring, err);
     const encoding *e = &r->enc;
-    bool ok = rc == 0 && ids_equal(ids, e->ids, e->n);
+    bool ok = rc == 0 && json_ids_equal(ids, e->ids, e->n);
     for (int i = 0; ok && i < e->n; i++)
         ok = e->type_ids[i] == 0;
     if (types)
-        ok = ok && ids_equal(types, e->type_ids, e->n);
+        ok = ok && json_ids_equal(types, e->type_ids, e->n);
     int expect_untrunc = cJSON_IsNumber(untrunc) ? untrunc->valueint : cJSON_GetArraySize(ids);
     ok = ok && e->n_untruncated == expect_untrunc && e->truncated == (expect_untrunc > e->n);
     if (!ok) {

@@ -15,17 +15,6 @@ struct run {
     int cases, mismatches;
 };
 
-static bool ids_equal(const cJSON *expected, const int32_t *got, int n)
-{
-    if (!cJSON_IsArray(expected) || cJSON_GetArraySize(expected) != n)
-        return false;
-    int i = 0;
-    for (const cJSON *x = expected->child; x; x = x->next, i++)
-        if (!cJSON_IsNumber(x) || x->valueint != got[i])
-            return false;
-    return true;
-}
-
 static void check_case(char *line, size_t len, void *ctx)
 {
     struct run *r = ctx;
@@ -52,9 +41,9 @@ static void check_case(char *line, size_t len, void *ctx)
         return;
     }
     const encoding *e = &r->enc;
-    bool ok = ids_equal(ids, e->ids, e->n);
+    bool ok = json_ids_equal(ids, e->ids, e->n);
     if (types) {
-        ok = ok && ids_equal(types, e->type_ids, e->n);
+        ok = ok && json_ids_equal(types, e->type_ids, e->n);
     } else {
         for (int i = 0; i < e->n; i++)
             ok = ok && e->type_ids[i] == 0;
