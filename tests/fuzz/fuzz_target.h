@@ -16,4 +16,14 @@
         }                                                                               \
     } while (0)
 
+/* The shared assets' model directory name ($BERTSERVE_SHARED/models/NAME, the shared assets
+ * beside the source tree by default) into path[4096], for the targets that load a tokenizer. */
+static inline void fuzz_model_dir(const char *name, char path[4096])
+{
+    const char *shared = getenv("BERTSERVE_SHARED");
+    if (!shared || !*shared)
+        shared = BERTSERVE_DEFAULT_SHARED;
+    snprintf(path, 4096, "%s/models/%s", shared, name);
+}
+
 #endif

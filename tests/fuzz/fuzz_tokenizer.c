@@ -47,11 +47,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    const char *shared = getenv("BERTSERVE_SHARED");
-    if (!shared || !*shared)
-        shared = BERTSERVE_DEFAULT_SHARED;
     char model[4096], err[BS_ERR_LEN];
-    snprintf(model, sizeof model, "%s/models/tiny-bert", shared);
+    fuzz_model_dir("tiny-bert", model);
     uncased = tokenizer_load(model, err);
     cased = uncased ? load_cased(model, err) : NULL;
     if (!cased) {

@@ -29,11 +29,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    const char *shared = getenv("BERTSERVE_SHARED");
-    if (!shared || !*shared)
-        shared = BERTSERVE_DEFAULT_SHARED;
     char model[4096], err[BS_ERR_LEN];
-    snprintf(model, sizeof model, "%s/models/roberta-tiny", shared);
+    fuzz_model_dir("roberta-tiny", model);
     tok = bpe_load(model, err);
     any = tok ? any_tokenizer_load(model, err) : NULL;
     if (!any) {
