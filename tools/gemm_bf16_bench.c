@@ -15,18 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *t, int n)
-{
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
-
 static void bench_shape(threadpool *pool, int m, int n, int k, int reps, bool amx)
 {
     float *a = malloc(sizeof(float) * (size_t)m * k), *w = malloc(sizeof(float) * (size_t)n * k);
@@ -60,12 +48,12 @@ static void bench_shape(threadpool *pool, int m, int n, int k, int reps, bool am
             gemm_amx_allow(true);
         }
     }
-    double flops = 2.0 * m * n * k, m32 = median(t32, reps), m16 = median(t16, reps);
+    double flops = 2.0 * m * n * k, m32 = timings_median(t32, reps), m16 = timings_median(t16, reps);
     printf("%4d x %4d x %4d   fp32 %7.3f ms %6.1f GFLOP/s   bf16 %7.3f ms %6.1f GFLOP/s   bf16/fp32 time %.2f "
            "(%.2fx speed)\n",
            m, n, k, m32 * 1e3, flops / m32 * 1e-9, m16 * 1e3, flops / m16 * 1e-9, m16 / m32, m32 / m16);
     if (amx) {
-        double mx = median(t16x, reps);
+        double mx = timings_median(t16x, reps);
         printf("%4d x %4d x %4d   avx512-bf16 %7.3f ms %6.1f GFLOP/s   amx-bf16 %.2fx its speed\n", m, n, k, mx * 1e3,
                flops / mx * 1e-9, mx / m16);
     }

@@ -20,18 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *t, int n)
-{
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
-
 static float uniform(unsigned *s) { return (float)((*s = *s * 1664525u + 1013904223u) >> 9) / 8388608.0f - 1.0f; }
 
 /* The three products' operands for one shape. */
@@ -119,13 +107,13 @@ static void bench_shape(threadpool *pool, int m, int n, int k, int reps, bool am
     }
     double ops = 2.0 * m * n * k, med[4];
     for (int d = 0; d < 4; d++)
-        med[d] = median(t[d], reps);
+        med[d] = timings_median(t[d], reps);
     printf("%4d x %4d x %4d  fp32 %7.3f ms %5.0f  bf16 %7.3f ms %5.0f  int8 %7.3f ms %5.0f GOP/s  "
            "int8 vs fp32 %.2fx, vs bf16 %.2fx  quant %4.1f%%\n",
            m, n, k, med[0] * 1e3, ops / med[0] * 1e-9, med[1] * 1e3, ops / med[1] * 1e-9, med[2] * 1e3,
            ops / med[2] * 1e-9, med[0] / med[2], med[1] / med[2], 100 * med[3] / threadpool_size(pool) / med[2]);
     if (amx) {
-        double xb = median(t[4], reps), xi = median(t[5], reps);
+        double xb = timings_median(t[4], reps), xi = timings_median(t[5], reps);
         printf("%4d x %4d x %4d  avx512-bf16 %7.3f ms %5.0f  avx512-vnni %7.3f ms %5.0f GOP/s  amx-bf16 %.2fx its "
                "speed, amx-int8 %.2fx\n",
                m, n, k, xb * 1e3, ops / xb * 1e-9, xi * 1e3, ops / xi * 1e-9, xb / med[1], xi / med[2]);

@@ -15,6 +15,9 @@ int monotonic_cond_init(pthread_cond_t *cond);
  * `seconds` of monotonic_seconds. */
 struct timespec monotonic_timespec(double seconds);
 
+/* Sorts n > 0 timings in place, fastest first, and returns their median (benchmarks). */
+double timings_median(double *t, int n);
+
 /* The wall-clock time now as ISO 8601 UTC with milliseconds, "2026-12-04T20:35:34.553Z". */
 void utc_timestamp(char out[32]);
 

@@ -27,12 +27,6 @@
 #include <string.h>
 #include <time.h>
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Best time of `reps` runs of the FFN-shaped sgemm, as GFLOP/s. */
 static double sgemm_rate(int reps)
 {
@@ -267,8 +261,7 @@ int cli_bench(const struct options *o)
             bert_forward(m, &b, logits, &scratch, err);
             times[n++] = monotonic_seconds() - t;
         }
-        qsort(times, (size_t)n, sizeof times[0], cmp_double);
-        double p50 = times[n / 2], flops = forward_flops(c, lens, cases[k].n_seqs);
+        double p50 = timings_median(times, n), flops = forward_flops(c, lens, cases[k].n_seqs);
         char name[32];
         snprintf(name, sizeof name, "%dx%d", cases[k].n_seqs, len);
         printf("%-10s %9.2f %9.2f %11.0f %9.1f %8.0f%%\n", name, p50 * 1e3, times[0] * 1e3,
