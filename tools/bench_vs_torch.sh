@@ -52,6 +52,8 @@ median() { # case, file: the median of that case's times
   awk -v c="$1" '$1 == c {print $2}' "$2" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
 }
 echo
+# Whether bertserve's bf16/int8 products ran on AMX (its bench prints the engine's AMX status).
+echo "bertserve's $(grep -m1 '^amx:' "$work/ours.txt" || echo 'amx: (not printed)')"
 echo "== ms per batch, medians of $rounds rounds of p50; ratio = bertserve / PyTorch (below 1.0 is faster)"
 printf '%-6s %-8s %10s %10s %8s %14s\n' dtype case ours_ms torch_ms ratio "ours/ours-f32"
 for dtype in $dtypes; do
