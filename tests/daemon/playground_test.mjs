@@ -3,7 +3,10 @@
 // label and every score against `bertserve-cli predict` on the same text; Ctrl+Enter; the
 // tokens shown against /tokenize, an [UNK] marked; the sentence-pair mode; the error path (an
 // empty text shows the daemon's own message); the model facts from /info; no console error and
-// no CSP violation. Saves a screenshot (BUILD/playground.png, CI keeps it).
+// no CSP violation. Then the same page on a RoBERTa model (roberta-tiny: byte-level BPE), with
+// an emoji that BPE splits into byte tokens: the label and scores are the CLI's, the tokens
+// /tokenize's, each shown as a whole character. Saves a screenshot (BUILD/playground.png, CI
+// keeps it).
 //   node tests/daemon/playground_test.mjs BUILD_DIR   (NODE_PATH: the tests/npm install)
 // Fails, never skips, when chromium or the daemon is missing.
 import { spawn, spawnSync } from 'node:child_process';
@@ -29,23 +32,27 @@ for (const f of [browserPath, path.join(build, 'bertserve'), path.join(model, 'm
 // A PhraseBank sentence, and what the CLI says of it.
 const split = path.join(shared, 'data', 'financial_phrasebank', 'splits', 'test.tsv');
 const sentence = readFileSync(split, 'utf8').split('\n')[3].split('\t')[1];
-const cli = spawnSync(path.join(build, 'bertserve-cli'), ['predict', '--model', model, '--jsonl'],
-  { input: JSON.stringify(sentence) + '\n' });
-const want = JSON.parse(cli.stdout.toString());
+const cliPredict = (dir, text) => JSON.parse(spawnSync(path.join(build, 'bertserve-cli'),
+  ['predict', '--model', dir, '--jsonl'], { input: JSON.stringify(text) + '\n' }).stdout.toString());
+const want = cliPredict(model, sentence);
 
-// The daemon on a free port; its `ready` line says which.
-const daemon = spawn(path.join(build, 'bertserve'), ['--model', model, '--host', '127.0.0.1', '--port', '0']);
-const port = await new Promise((resolve, reject) => {
-  let log = '';
-  const timer = setTimeout(() => reject(new Error('no ready line:\n' + log)), 60000);
-  daemon.stderr.on('data', (d) => {
-    log += d;
-    const m = /ready .*port=(\d+)/.exec(log);
-    if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+// A daemon on a free port; its `ready` line says which.
+async function startDaemon(dir) {
+  const proc = spawn(path.join(build, 'bertserve'), ['--model', dir, '--host', '127.0.0.1', '--port', '0']);
+  const port = await new Promise((resolve, reject) => {
+    let log = '';
+    const timer = setTimeout(() => reject(new Error('no ready line:\n' + log)), 60000);
+    proc.stderr.on('data', (d) => {
+      log += d;
+      const m = /ready .*port=(\d+)/.exec(log);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    });
+    proc.on('exit', (code) => reject(new Error(`the daemon exited (${code}):\n${log}`)));
   });
-  daemon.on('exit', (code) => reject(new Error(`the daemon exited (${code}):\n${log}`)));
-});
-const base = `http://127.0.0.1:${port}`;
+  return { proc, base: `http://127.0.0.1:${port}` };
+}
+const { proc: daemon, base } = await startDaemon(model);
+let roberta = null;
 
 const browser = await chromium.launch({
   executablePath: browserPath, headless: true,
@@ -116,9 +123,39 @@ try {
   const error = await page.textContent('#error');
   check(/422/.test(error) && /empty or only whitespace/.test(error), `the daemon's error shown: ${error}`);
   check(problems.length === 0, `console errors or CSP violations: ${problems.join(' | ')}`);
+
+  // A RoBERTa model: byte-level BPE tokens, an emoji split into two byte tokens.
+  const robertaDir = path.join(shared, 'models', 'roberta-tiny');
+  const text = 'Profit rose \u{1F600} sharply';
+  const wantRoberta = cliPredict(robertaDir, text);
+  roberta = await startDaemon(robertaDir);
+  const page2 = await browser.newPage();
+  page2.on('pageerror', (e) => problems.push(String(e)));
+  page2.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
+  await page2.goto(roberta.base + '/');
+  await page2.waitForFunction(() => document.querySelector('#info dd'));
+  await page2.fill('#text', text);
+  await page2.click('#classify');
+  await page2.waitForSelector('#result:not([hidden]) .bar');
+  await page2.waitForSelector('#tokens .tok');
+  const label2 = await page2.textContent('#label');
+  check(label2 === wantRoberta.label, `RoBERTa: label ${label2}, the CLI says ${wantRoberta.label}`);
+  for (const [name, p] of Object.entries(wantRoberta.scores)) {
+    const shown = Number(await page2.textContent(`.bar[data-label="${name}"] .value`));
+    check(Math.abs(shown - p) <= 5e-5, `RoBERTa: score of ${name}: shown ${shown}, the CLI ${p}`);
+  }
+  const shown2 = await page2.$$eval('#tokens .tok', (els) => els.map((e) => [Number(e.title.split(/[ ,]/)[1]),
+    e.textContent]));
+  const tok2 = await (await fetch(roberta.base + '/tokenize', { method: 'POST',
+    headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ inputs: text }) })).json();
+  check(JSON.stringify(shown2) === JSON.stringify(tok2[0].map((t) => [t.id, t.text])),
+    `RoBERTa: the tokens shown ${JSON.stringify(shown2)} are /tokenize's`);
+  check(shown2.filter(([, t]) => t === '\u{1F600}').length === 2, `RoBERTa: the emoji's two byte tokens show it whole`);
+  check(problems.length === 0, `RoBERTa: console errors: ${problems.join(' | ')}`);
 } finally {
   await browser.close();
   daemon.kill('SIGTERM');
+  if (roberta) roberta.proc.kill('SIGTERM');
 }
 if (failures) { console.log(`playground_test: ${failures} check(s) failed`); process.exit(1); }
 console.log(`playground_test: all checks passed (screenshot ${path.join(build, 'playground.png')})`);
