@@ -5,7 +5,7 @@
 // empty text shows the daemon's own message); the model facts from /info; no console error and
 // no CSP violation. Then the same page on a RoBERTa model (roberta-tiny: byte-level BPE), with
 // an emoji that BPE splits into byte tokens: the label and scores are the CLI's, the tokens
-// /tokenize's, each shown as a whole character. Saves a screenshot (BUILD/playground.png, CI
+// /tokenize's, each shown as a whole character; a pair shows RoBERTa's four special tokens. Saves a screenshot (BUILD/playground.png, CI
 // keeps it).
 //   node tests/daemon/playground_test.mjs BUILD_DIR   (NODE_PATH: the tests/npm install)
 // Fails, never skips, when chromium or the daemon is missing.
@@ -151,6 +151,14 @@ try {
   check(JSON.stringify(shown2) === JSON.stringify(tok2[0].map((t) => [t.id, t.text])),
     `RoBERTa: the tokens shown ${JSON.stringify(shown2)} are /tokenize's`);
   check(shown2.filter(([, t]) => t === '\u{1F600}').length === 2, `RoBERTa: the emoji's two byte tokens show it whole`);
+  // A RoBERTa pair shows its four special tokens: <s> A </s></s> B </s>.
+  await page2.check('#pair-mode');
+  await page2.fill('#text', 'Is the outlook good?');
+  await page2.fill('#pair', 'Operating profit rose.');
+  await page2.click('#classify');
+  await page2.waitForFunction(() => document.querySelectorAll('#tokens .tok.special').length === 4);
+  const specials = await page2.$$eval('#tokens .tok.special', (els) => els.map((e) => e.textContent));
+  check(JSON.stringify(specials) === JSON.stringify(['<s>', '</s>', '</s>', '</s>']), `RoBERTa pair: ${specials}`);
   check(problems.length === 0, `RoBERTa: console errors: ${problems.join(' | ')}`);
 } finally {
   await browser.close();

@@ -79,7 +79,12 @@ function showBars(scores, best) {
 // tokens the model kept (the rest are shown struck out).
 function appendTokens(box, tokens, keep, first) {
   tokens.forEach((t, i) => {
-    if (!first && i === 0) return;  // a pair's second text: its [CLS] is not in the model's input
+    if (!first && i === 0) {
+      // A pair's second text: BERT's input has no [CLS] there ([CLS] A [SEP] B [SEP]); RoBERTa's
+      // has a second </s> in place of its <s> (<s> A </s></s> B </s>).
+      if (!(facts && facts.model_type === 'roberta')) return;
+      t = tokens[tokens.length - 1];
+    }
     const own = !t.special;
     const index = own ? i - 1 : -1;
     let cls = 'tok';
