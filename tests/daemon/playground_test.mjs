@@ -5,8 +5,8 @@
 // empty text shows the daemon's own message); the model facts from /info; no console error and
 // no CSP violation. Then the same page on a RoBERTa model (roberta-tiny: byte-level BPE), with
 // an emoji that BPE splits into byte tokens: the label and scores are the CLI's, the tokens
-// /tokenize's, each shown as a whole character; a pair shows RoBERTa's four special tokens. Saves a screenshot (BUILD/playground.png, CI
-// keeps it).
+// /tokenize's, each shown as a whole character; a pair shows RoBERTa's four special tokens.
+// Saves a screenshot (BUILD/playground.png, CI keeps it).
 //   node tests/daemon/playground_test.mjs BUILD_DIR   (NODE_PATH: the tests/npm install)
 // Fails, never skips, when chromium or the daemon is missing.
 import { spawn, spawnSync } from 'node:child_process';
