@@ -27,11 +27,11 @@ typedef struct {
     char weights_sha256[65]; /* "" until hashed (at load when it names the version, else later) */
 } served_model;
 
-/* Loads dir (config.json, the tokenizer's files, model.safetensors) with the encoder in dtype, validates
- * it (the tokenizer's family and vocabulary against the model's, max_length against its positions: 0 means all of
- * them), settles its version (model_version_resolve: version_given may be NULL) and runs one
- * forward pass, so that a model that cannot serve never does. NULL with err naming the file
- * and the problem. The result holds one reference. */
+/* Loads dir (config.json, the tokenizer's files, model.safetensors) with the encoder in dtype,
+ * validates it (the tokenizer's family and vocabulary against the model's, max_length against
+ * its positions: 0 means all of them), settles its version (model_version_resolve:
+ * version_given may be NULL) and runs one forward pass, so that a model that cannot serve never
+ * does. NULL with err naming the file and the problem. The result holds one reference. */
 served_model *served_model_load(const char *dir, const char *version_given, enum bert_dtype dtype, int max_length,
                                 char *err);
 

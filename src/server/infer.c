@@ -67,15 +67,15 @@ static int tokenize_input(infer_call *c, int i, const char *where, int unk_id, e
 {
     const served_model *m = c->m;
     const struct predict_request *q = &c->req;
-    const char *pair = q->pairs[i];
+    const char *text = q->texts[i], *pair = q->pairs[i];
+    size_t len = strlen(text), pair_len = pair ? strlen(pair) : 0;
     char err[BS_ERR_LEN];
-    if (any_tokenizer_encode(m->tok, q->texts[i], strlen(q->texts[i]), pair, pair ? strlen(pair) : 0, m->max_len,
-                             q->truncate_side, enc, err))
+    if (any_tokenizer_encode(m->tok, text, len, pair, pair_len, m->max_len, q->truncate_side, enc, err))
         return service_fail(e, ERROR_VALIDATION, "%s: %s", where, err);
     /* Nothing but [CLS] [SEP] (and [SEP]): empty, whitespace or only ignorable characters. BPE
      * spells whitespace with tokens of its own: it is refused by its text. */
     if (enc->n_untruncated <= any_tokenizer_special_tokens(m->tok, pair != NULL) ||
-        (any_tokenizer_blank(q->texts[i], strlen(q->texts[i])) && (!pair || any_tokenizer_blank(pair, strlen(pair)))))
+        (any_tokenizer_blank(text, len) && (!pair || any_tokenizer_blank(pair, pair_len))))
         return service_fail(e, ERROR_VALIDATION, "%s is empty or only whitespace", where);
     if (enc->truncated && !q->truncate)
         return service_fail(e, ERROR_TEXT_TOO_LONG,

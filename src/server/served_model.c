@@ -11,8 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One forward pass over [CLS] word [SEP] (<s> word </s>) on one thread: a model whose pass fails, or whose
- * logits are not finite, is refused before it serves rather than on its first request. */
+/* One forward pass over [CLS] word [SEP] (<s> word </s>) on one thread: a model whose pass
+ * fails, or whose logits are not finite, is refused before it serves rather than on its first
+ * request. */
 static int warm_up(const served_model *m, char *err)
 {
     const bert_config *c = &m->model->cfg;

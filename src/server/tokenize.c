@@ -11,11 +11,11 @@
 static cJSON *token_json(const any_tokenizer *t, const char *text, size_t len, const encoding *enc, int i,
                          struct buffer *scratch)
 {
-    const struct token_span span = any_tokenizer_hf_span(t, enc, i, text, len), *sp = &span; /* HF's offsets */
+    const struct token_span sp = any_tokenizer_hf_span(t, enc, i, text, len); /* HF's offsets */
     cJSON *o = cJSON_CreateObject();
     if (!o || !cJSON_AddNumberToObject(o, "id", enc->ids[i]))
         goto fail;
-    if (sp->special) {
+    if (sp.special) {
         if (!cJSON_AddStringToObject(o, "text", any_tokenizer_token(t, enc->ids[i])) ||
             !cJSON_AddTrueToObject(o, "special") ||
             !cJSON_AddNullToObject(o, "start") || !cJSON_AddNullToObject(o, "stop"))
@@ -23,9 +23,9 @@ static cJSON *token_json(const any_tokenizer *t, const char *text, size_t len, c
         return o;
     }
     scratch->len = 0;
-    if (buffer_append(scratch, text + sp->start, (size_t)(sp->end - sp->start)) ||
+    if (buffer_append(scratch, text + sp.start, (size_t)(sp.end - sp.start)) ||
         !cJSON_AddStringToObject(o, "text", scratch->data) || !cJSON_AddFalseToObject(o, "special") ||
-        !cJSON_AddNumberToObject(o, "start", sp->start) || !cJSON_AddNumberToObject(o, "stop", sp->end))
+        !cJSON_AddNumberToObject(o, "start", sp.start) || !cJSON_AddNumberToObject(o, "stop", sp.end))
         goto fail;
     return o;
 fail:

@@ -22,8 +22,8 @@
 #include <stdint.h>
 #include <string.h>
 
-static bpe_tokenizer *tok;
-static any_tokenizer *any; /* the same files, for any_tokenizer_hf_span */
+static any_tokenizer *any; /* for any_tokenizer_hf_span */
+static const bpe_tokenizer *tok; /* its BPE tokenizer */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -31,9 +31,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     char model[4096], err[BS_ERR_LEN];
     fuzz_model_dir("roberta-tiny", model);
-    tok = bpe_load(model, err);
-    any = tok ? any_tokenizer_load(model, err) : NULL;
-    if (!any) {
+    any = any_tokenizer_load(model, err);
+    tok = any ? any_tokenizer_bpe(any) : NULL;
+    if (!tok) {
         fprintf(stderr, "fuzz_tokenizer_bpe: cannot load the tokenizer (set BERTSERVE_SHARED): %s\n", err);
         exit(1);
     }

@@ -33,6 +33,9 @@ const char *shared_path(const char *rel);
  * if the file cannot be read. Returns the number of lines. */
 int for_each_line(const char *path, void (*fn)(char *line, size_t len, void *ctx), void *ctx);
 
+/* Writes dir/name with len bytes of data, failing the test (exit 1) if it cannot. */
+void write_test_file(const char *dir, const char *name, const void *data, size_t len);
+
 /* Whether a golden file's JSON array of token ids (or type ids) is got[0, n). */
 struct cJSON;
 bool json_ids_equal(const struct cJSON *expected, const int32_t *got, int n);

@@ -1,6 +1,7 @@
 #include "check.h"
 
 #include "common/bs_error.h"
+#include "common/fileio.h"
 #include "engine/model.h"
 
 #include <cjson/cJSON.h>
@@ -90,4 +91,15 @@ bool json_ids_equal(const cJSON *expected, const int32_t *got, int n)
         if (!cJSON_IsNumber(x) || x->valueint != got[i])
             return false;
     return true;
+}
+
+void write_test_file(const char *dir, const char *name, const void *data, size_t len)
+{
+    char path[BS_PATH_LEN], err[BS_ERR_LEN];
+    path_join(path, dir, name, err);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
+        fprintf(stderr, "FAIL: cannot write %s\n", path);
+        exit(1);
+    }
 }

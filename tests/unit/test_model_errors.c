@@ -20,16 +20,7 @@ static char tmp[64];
 static char *orig_config, *orig_weights;
 static size_t orig_config_len, orig_weights_len;
 
-static void write_file(const char *name, const void *data, size_t len)
-{
-    char path[BS_PATH_LEN], err[BS_ERR_LEN];
-    path_join(path, tmp, name, err);
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
-        fprintf(stderr, "FAIL: cannot write %s\n", path);
-        exit(1);
-    }
-}
+static void write_file(const char *name, const void *data, size_t len) { write_test_file(tmp, name, data, len); }
 
 static void remove_file(const char *name)
 {

@@ -25,16 +25,7 @@ typedef struct {
 
 static char tmp[64];
 
-static void write_file(const char *name, const void *data, size_t len)
-{
-    char path[BS_PATH_LEN], err[BS_ERR_LEN];
-    path_join(path, tmp, name, err);
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
-        fprintf(stderr, "FAIL: cannot write %s\n", path);
-        exit(1);
-    }
-}
+static void write_file(const char *name, const void *data, size_t len) { write_test_file(tmp, name, data, len); }
 
 static void source_read(source *s, const char *name)
 {
